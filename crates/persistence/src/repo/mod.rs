@@ -1,0 +1,33 @@
+//! Repository functions: one module per aggregate. They take a connection (the caller owns
+//! the transaction) and return `QueryResult`; mapping to HTTP answers is the API's business.
+pub mod audit;
+pub mod bank;
+pub mod bank_client;
+pub mod centre;
+pub mod policy;
+pub mod region;
+pub mod user;
+
+/// Rows of one page plus whether more follow. Lists fetch `limit + 1` rows to know it.
+#[derive(Debug, Clone)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    pub has_more: bool,
+}
+
+impl<T> Page<T> {
+    pub fn from_overfetch(mut rows: Vec<T>, limit: i64) -> Self {
+        let limit = usize::try_from(limit).unwrap_or(0);
+        let has_more = rows.len() > limit;
+        rows.truncate(limit);
+        Page {
+            items: rows,
+            has_more,
+        }
+    }
+}
+
+/// `LIKE` pattern of a region and everything below it, from its GB/T 2260 prefix.
+pub fn subtree_pattern(prefix: &str) -> String {
+    format!("{prefix}%")
+}

@@ -1,0 +1,134 @@
+// Hand-kept in step with migrations/; the repository tests exercise every table against a
+// real migrated database, so a drift fails there.
+
+diesel::table! {
+    regions (code) {
+        code -> Text,
+        name -> Text,
+        parent_code -> Nullable<Text>,
+        level -> Int2,
+        created_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    centres (id) {
+        id -> Uuid,
+        name -> Text,
+        region_code -> Text,
+        created_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    banks (id) {
+        id -> Uuid,
+        code -> Text,
+        name -> Text,
+        created_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    users (id) {
+        id -> Uuid,
+        username -> Text,
+        display_name -> Text,
+        password_hash -> Text,
+        role -> Text,
+        centre_id -> Nullable<Uuid>,
+        bank_id -> Nullable<Uuid>,
+        region_code -> Nullable<Text>,
+        active -> Bool,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    bank_clients (id) {
+        id -> Uuid,
+        client_id -> Text,
+        secret_hash -> Text,
+        bank_id -> Uuid,
+        name -> Text,
+        active -> Bool,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    policies (id) {
+        id -> Uuid,
+        code -> Text,
+        name -> Text,
+        region_code -> Nullable<Text>,
+        effective_from -> Date,
+        individual_limit -> Numeric,
+        partnership_limit_multiple -> Numeric,
+        small_enterprise_limit -> Nullable<Numeric>,
+        max_term_months -> Int4,
+        enterprise_max_term_months -> Int4,
+        extension_max_months -> Int4,
+        benchmark_rate -> Numeric,
+        max_rate_spread -> Numeric,
+        penalty_rate_multiplier -> Numeric,
+        leverage_multiple -> Numeric,
+        leverage_bonus_multiple -> Nullable<Numeric>,
+        leverage_bonus_min_repayment_rate -> Nullable<Numeric>,
+        waiver_limit -> Numeric,
+        compensation_overdue_days -> Int4,
+        compensation_pay_within_days -> Int4,
+        fund_share -> Numeric,
+        bank_share -> Numeric,
+        other_share -> Numeric,
+        subsidy_share_laid_off -> Numeric,
+        subsidy_share_registered_unemployed -> Numeric,
+        subsidy_share_graduate -> Numeric,
+        subsidy_share_demobilised_soldier -> Numeric,
+        subsidy_share_returning_migrant -> Numeric,
+        subsidy_share_disabled -> Numeric,
+        subsidy_share_small_enterprise -> Numeric,
+        grace_days -> Int4,
+        bank_stop_overdue_ratio -> Numeric,
+        reward_share -> Numeric,
+        reward_min_repayment_rate -> Numeric,
+        min_age -> Int4,
+        max_age -> Int4,
+        certificate_required -> Bool,
+        created_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    audit_events (id) {
+        id -> Int8,
+        occurred_at -> Timestamptz,
+        actor_kind -> Text,
+        actor_id -> Nullable<Uuid>,
+        actor_name -> Text,
+        actor_role -> Text,
+        action -> Text,
+        entity_type -> Text,
+        entity_id -> Text,
+        region_code -> Nullable<Text>,
+        request_id -> Nullable<Text>,
+        detail -> Jsonb,
+    }
+}
+
+diesel::joinable!(centres -> regions (region_code));
+diesel::joinable!(users -> centres (centre_id));
+diesel::joinable!(users -> banks (bank_id));
+diesel::joinable!(bank_clients -> banks (bank_id));
+
+diesel::allow_tables_to_appear_in_same_query!(
+    regions,
+    centres,
+    banks,
+    users,
+    bank_clients,
+    policies,
+    audit_events,
+);

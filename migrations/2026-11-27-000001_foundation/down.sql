@@ -1,0 +1,9 @@
+DROP TABLE audit_events;
+DROP TABLE policies;
+DROP TABLE bank_clients;
+DROP TABLE users;
+DROP TABLE banks;
+DROP TABLE centres;
+DROP TABLE regions;
+DROP FUNCTION danbao_forbid_change();
+DROP FUNCTION danbao_forbid_delete();
