@@ -1,0 +1,385 @@
+//! One error type for every handler, answered as RFC 9457 problem+json with a stable `code`.
+//! Internal causes are logged (inside the request's span, so with its id), never sent.
+use actix_web::http::{header, StatusCode};
+use actix_web::{HttpResponse, ResponseError};
+use danbao_domain::DomainError;
+use danbao_persistence::diesel::result::{DatabaseErrorKind, Error as DieselError};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+#[derive(Debug, Clone, Serialize, ToSchema, PartialEq, Eq)]
+pub struct FieldError {
+    /// The offending field, as a JSON path (`borrower.national_id`) or parameter name.
+    pub field: String,
+    pub message: String,
+}
+
+/// RFC 9457 problem details, with danbao's stable `code`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Problem {
+    #[serde(rename = "type")]
+    pub type_: String,
+    pub title: String,
+    pub status: u16,
+    pub detail: String,
+    /// Stable snake_case code that clients can branch on.
+    pub code: String,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub errors: Vec<FieldError>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// 400: the request could not be read at all (malformed JSON, bad query string).
+    #[error("{detail}")]
+    BadRequest {
+        code: &'static str,
+        detail: String,
+        errors: Vec<FieldError>,
+    },
+    /// 422: the request was read but its content is invalid.
+    #[error("{detail}")]
+    Validation {
+        detail: String,
+        errors: Vec<FieldError>,
+    },
+    /// 422 with a business-rule code (`fund_capacity_exceeded` is 409, see `status`).
+    #[error("{detail}")]
+    Rule {
+        status: StatusCode,
+        code: &'static str,
+        detail: String,
+        errors: Vec<FieldError>,
+    },
+    #[error("{0}")]
+    Unauthorized(String),
+    #[error("this role may not do that")]
+    Forbidden,
+    #[error("not found")]
+    NotFound,
+    #[error("{detail}")]
+    Conflict { code: &'static str, detail: String },
+    #[error("request body is larger than {limit} bytes")]
+    PayloadTooLarge { limit: usize },
+    #[error("{0}")]
+    UnsupportedMediaType(String),
+    #[error("service temporarily unavailable")]
+    Unavailable,
+    #[error("internal error")]
+    Internal(#[source] anyhow::Error),
+}
+
+impl ApiError {
+    pub fn validation(field: impl Into<String>, message: impl Into<String>) -> Self {
+        let fe = FieldError {
+            field: field.into(),
+            message: message.into(),
+        };
+        ApiError::Validation {
+            detail: format!("{}: {}", fe.field, fe.message),
+            errors: vec![fe],
+        }
+    }
+
+    pub fn validation_many(errors: Vec<FieldError>) -> Self {
+        let detail = errors
+            .iter()
+            .map(|e| format!("{}: {}", e.field, e.message))
+            .collect::<Vec<_>>()
+            .join("; ");
+        ApiError::Validation { detail, errors }
+    }
+
+    pub fn conflict(code: &'static str, detail: impl Into<String>) -> Self {
+        ApiError::Conflict {
+            code,
+            detail: detail.into(),
+        }
+    }
+
+    pub fn internal(e: impl Into<anyhow::Error>) -> Self {
+        ApiError::Internal(e.into())
+    }
+
+    pub fn code(&self) -> &str {
+        match self {
+            ApiError::BadRequest { code, .. } => code,
+            ApiError::Validation { .. } => "validation_failed",
+            ApiError::Rule { code, .. } => code,
+            ApiError::Unauthorized(_) => "unauthorized",
+            ApiError::Forbidden => "forbidden",
+            ApiError::NotFound => "not_found",
+            ApiError::Conflict { code, .. } => code,
+            ApiError::PayloadTooLarge { .. } => "payload_too_large",
+            ApiError::UnsupportedMediaType(_) => "unsupported_media_type",
+            ApiError::Unavailable => "service_unavailable",
+            ApiError::Internal(_) => "internal_error",
+        }
+    }
+
+    fn title(&self) -> &'static str {
+        match self {
+            ApiError::BadRequest { .. } => "Bad request",
+            ApiError::Validation { .. } => "Validation failed",
+            ApiError::Rule { .. } => "Refused by a business rule",
+            ApiError::Unauthorized(_) => "Unauthorized",
+            ApiError::Forbidden => "Forbidden",
+            ApiError::NotFound => "Not found",
+            ApiError::Conflict { .. } => "Conflict",
+            ApiError::PayloadTooLarge { .. } => "Payload too large",
+            ApiError::UnsupportedMediaType(_) => "Unsupported media type",
+            ApiError::Unavailable => "Service unavailable",
+            ApiError::Internal(_) => "Internal server error",
+        }
+    }
+
+    pub fn to_problem(&self) -> Problem {
+        let errors = match self {
+            ApiError::BadRequest { errors, .. }
+            | ApiError::Validation { errors, .. }
+            | ApiError::Rule { errors, .. } => errors.clone(),
+            _ => Vec::new(),
+        };
+        let detail = match self {
+            ApiError::Internal(_) => {
+                "an internal error occurred; it has been logged with the request id".to_owned()
+            }
+            ApiError::NotFound => "no such resource, or it is outside your scope".to_owned(),
+            ApiError::Unavailable => {
+                "the database is not reachable right now; retry later".to_owned()
+            }
+            other => other.to_string(),
+        };
+        let code = self.code().to_owned();
+        Problem {
+            type_: format!("https://danbao.dev/problems/{code}"),
+            title: self.title().to_owned(),
+            status: self.status_code().as_u16(),
+            detail,
+            code,
+            errors,
+        }
+    }
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            ApiError::BadRequest { .. } => StatusCode::BAD_REQUEST,
+            ApiError::Validation { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::Rule { status, .. } => *status,
+            ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            ApiError::Forbidden => StatusCode::FORBIDDEN,
+            ApiError::NotFound => StatusCode::NOT_FOUND,
+            ApiError::Conflict { .. } => StatusCode::CONFLICT,
+            ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        if let ApiError::Internal(e) = self {
+            tracing::error!(error = ?e, "internal error");
+        }
+        let mut res = HttpResponse::build(self.status_code());
+        res.insert_header((header::CONTENT_TYPE, "application/problem+json"));
+        match self {
+            ApiError::Unauthorized(_) => {
+                res.insert_header((header::WWW_AUTHENTICATE, "Bearer realm=\"danbao\""));
+            }
+            ApiError::Unavailable => {
+                res.insert_header((header::RETRY_AFTER, "5"));
+            }
+            _ => {}
+        }
+        res.body(serde_json::to_string(&self.to_problem()).unwrap_or_default())
+    }
+}
+
+impl From<DomainError> for ApiError {
+    fn from(e: DomainError) -> Self {
+        match e {
+            DomainError::Invalid { field, message } => ApiError::validation(field, message),
+            DomainError::Rule {
+                code,
+                field,
+                message,
+            } => {
+                let status = match code {
+                    "fund_capacity_exceeded" | "unsettled_loan_exists" => StatusCode::CONFLICT,
+                    _ => StatusCode::UNPROCESSABLE_ENTITY,
+                };
+                let errors = field
+                    .map(|f| {
+                        vec![FieldError {
+                            field: f,
+                            message: message.clone(),
+                        }]
+                    })
+                    .unwrap_or_default();
+                ApiError::Rule {
+                    status,
+                    code,
+                    detail: message,
+                    errors,
+                }
+            }
+        }
+    }
+}
+
+/// Several domain errors at once (e.g. every invalid field of a policy).
+pub fn from_domain_errors(errs: Vec<DomainError>) -> ApiError {
+    if errs.len() == 1 {
+        return errs
+            .into_iter()
+            .next()
+            .map(ApiError::from)
+            .unwrap_or(ApiError::NotFound);
+    }
+    let errors = errs
+        .into_iter()
+        .map(|e| match e {
+            DomainError::Invalid { field, message } => FieldError { field, message },
+            DomainError::Rule {
+                code,
+                field,
+                message,
+            } => FieldError {
+                field: field.unwrap_or_else(|| code.to_owned()),
+                message,
+            },
+        })
+        .collect();
+    ApiError::validation_many(errors)
+}
+
+/// The column a constraint is about, from PostgreSQL's `<table>_<column>_fkey/_key/_check` names.
+fn constraint_field(constraint: Option<&str>, table: Option<&str>) -> String {
+    let Some(c) = constraint else {
+        return "body".to_owned();
+    };
+    let mut s = c;
+    if let Some(t) = table {
+        s = s
+            .strip_prefix(t)
+            .and_then(|r| r.strip_prefix('_'))
+            .unwrap_or(s);
+    }
+    for suffix in ["_fkey", "_key", "_check"] {
+        if let Some(r) = s.strip_suffix(suffix) {
+            return r.to_owned();
+        }
+    }
+    s.to_owned()
+}
+
+impl From<DieselError> for ApiError {
+    fn from(e: DieselError) -> Self {
+        match &e {
+            DieselError::NotFound => ApiError::NotFound,
+            DieselError::DatabaseError(kind, info) => {
+                let field = constraint_field(info.constraint_name(), info.table_name());
+                match kind {
+                    DatabaseErrorKind::UniqueViolation => ApiError::Conflict {
+                        code: "already_exists",
+                        detail: format!("a resource with this {field} already exists"),
+                    },
+                    DatabaseErrorKind::ForeignKeyViolation => {
+                        ApiError::validation(field, "refers to something that does not exist")
+                    }
+                    DatabaseErrorKind::CheckViolation | DatabaseErrorKind::NotNullViolation => {
+                        ApiError::validation(field, "violates a rule of the data model")
+                    }
+                    DatabaseErrorKind::SerializationFailure => ApiError::Conflict {
+                        code: "concurrent_update",
+                        detail: "another change touched the same data at the same time; retry"
+                            .to_owned(),
+                    },
+                    DatabaseErrorKind::ClosedConnection => ApiError::Unavailable,
+                    _ if info.message().contains("append-only")
+                        || info.message().contains("never deleted") =>
+                    {
+                        ApiError::Conflict {
+                            code: "immutable",
+                            detail: info.message().to_owned(),
+                        }
+                    }
+                    _ => ApiError::Internal(e.into()),
+                }
+            }
+            _ => ApiError::Internal(e.into()),
+        }
+    }
+}
+
+impl From<danbao_persistence::diesel_async::pooled_connection::deadpool::PoolError> for ApiError {
+    fn from(e: danbao_persistence::diesel_async::pooled_connection::deadpool::PoolError) -> Self {
+        tracing::warn!(error = %e, "database pool unavailable");
+        ApiError::Unavailable
+    }
+}
+
+pub type ApiResult<T> = Result<T, ApiError>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // The JSON shape is a contract with integrators: pin it.
+    #[test]
+    fn problem_shape_is_stable() {
+        let e = ApiError::validation("principal", "must be positive");
+        let v = serde_json::to_value(e.to_problem()).unwrap();
+        assert_eq!(
+            v,
+            serde_json::json!({
+                "type": "https://danbao.dev/problems/validation_failed",
+                "title": "Validation failed",
+                "status": 422,
+                "detail": "principal: must be positive",
+                "code": "validation_failed",
+                "errors": [{"field": "principal", "message": "must be positive"}]
+            })
+        );
+    }
+
+    #[test]
+    fn internal_errors_hide_their_cause() {
+        let e = ApiError::internal(anyhow::anyhow!("password=hunter2 at db.internal"));
+        let body = serde_json::to_string(&e.to_problem()).unwrap();
+        assert!(!body.contains("hunter2"));
+        assert!(!body.contains("db.internal"));
+        assert_eq!(e.status_code(), StatusCode::INTERNAL_SERVER_ERROR);
+    }
+
+    #[test]
+    fn codes_are_stable() {
+        assert_eq!(ApiError::NotFound.code(), "not_found");
+        assert_eq!(ApiError::Forbidden.code(), "forbidden");
+        assert_eq!(ApiError::Unavailable.code(), "service_unavailable");
+        assert_eq!(
+            ApiError::conflict("duplicate_reference", "x").code(),
+            "duplicate_reference"
+        );
+        assert_eq!(
+            ApiError::PayloadTooLarge { limit: 1 }.status_code(),
+            StatusCode::PAYLOAD_TOO_LARGE
+        );
+    }
+
+    #[test]
+    fn constraint_names_map_to_fields() {
+        assert_eq!(
+            constraint_field(Some("users_centre_id_fkey"), Some("users")),
+            "centre_id"
+        );
+        assert_eq!(
+            constraint_field(Some("banks_code_key"), Some("banks")),
+            "code"
+        );
+        assert_eq!(constraint_field(None, None), "body");
+    }
+}

@@ -1,0 +1,12 @@
+//! The danbao HTTP service: routes, authentication, errors, start-up.
+pub mod auth;
+pub mod authz;
+pub mod bootstrap;
+pub mod context;
+pub mod error;
+pub mod extract;
+pub mod openapi;
+pub mod routes;
+pub mod startup;
+pub mod state;
+pub mod telemetry;

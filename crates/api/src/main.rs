@@ -1,0 +1,257 @@
+//! `danbao`: the guarantee programme's service and its command-line tools.
+use clap::{Args, Parser, Subcommand};
+use danbao_api::auth::Role;
+use danbao_api::bootstrap::{self, open_database};
+use danbao_api::startup::{self, ServerOptions};
+use danbao_api::state::AppState;
+use danbao_api::telemetry;
+use danbao_persistence::{migrate, pool};
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// danbao (担保): guaranteed microloans for people starting a business.
+///
+/// Guarantee-centre clerks register borrowers and approve guarantees against a fund; banks
+/// report disbursements and repayments; supervisors watch repayment rates and targets.
+///
+/// Quick start: `danbao serve` starts the service on http://127.0.0.1:8080 with its own
+/// PostgreSQL under ./danbao-data (from the installed PostgreSQL binaries) and prints the
+/// first admin's password. Set DATABASE_URL to use an existing server instead.
+#[derive(Parser)]
+#[command(name = "danbao", version, about, long_about, propagate_version = true)]
+struct Cli {
+    #[command(flatten)]
+    db: DbArgs,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Args)]
+struct DbArgs {
+    /// PostgreSQL server to use, e.g. postgres://user:pass@host/danbao. Without it, danbao
+    /// starts and owns a local cluster in --data-dir.
+    #[arg(long, env = "DATABASE_URL", global = true, hide_env_values = true)]
+    database_url: Option<String>,
+    /// Where the local PostgreSQL cluster lives when no DATABASE_URL is given.
+    #[arg(
+        long,
+        env = "DANBAO_DATA_DIR",
+        global = true,
+        default_value = "./danbao-data"
+    )]
+    data_dir: PathBuf,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the HTTP service (migrates the database first; creates `admin` on a fresh one).
+    Serve(ServeArgs),
+    /// Apply pending database migrations and exit.
+    Migrate,
+    /// Create a user. The password comes from DANBAO_NEW_USER_PASSWORD, or is generated and printed once.
+    CreateUser(CreateUserArgs),
+    /// Load the nationwide policy presets (2002, 2006, 2008, 2020); safe to run again.
+    LoadPolicyPresets,
+    /// Print the OpenAPI document (the committed copy is openapi/openapi.json).
+    Openapi,
+}
+
+#[derive(Args)]
+struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, env = "DANBAO_LISTEN", default_value = "127.0.0.1:8080")]
+    listen: String,
+    /// HTTP worker threads.
+    #[arg(long, env = "DANBAO_WORKERS", default_value_t = 2)]
+    workers: usize,
+    /// Database connections in the pool.
+    #[arg(long, env = "DANBAO_POOL_SIZE", default_value_t = 16)]
+    pool_size: usize,
+    /// Longest wait for a database connection before answering 503 (milliseconds).
+    #[arg(long, env = "DANBAO_ACQUIRE_TIMEOUT_MS", default_value_t = 5000)]
+    acquire_timeout_ms: u64,
+    /// Business time zone: what "today" means for value dates.
+    #[arg(long, env = "DANBAO_TIMEZONE", default_value = "Asia/Shanghai")]
+    timezone: chrono_tz::Tz,
+    /// HS256 signing secret (at least 32 bytes). Generated if absent.
+    #[arg(long, env = "DANBAO_JWT_SECRET", hide_env_values = true)]
+    jwt_secret: Option<String>,
+    /// Token signing algorithm: HS256, EdDSA, ES256 or RS256.
+    #[arg(long, env = "DANBAO_JWT_ALGORITHM", default_value = "HS256")]
+    jwt_algorithm: String,
+    /// PEM private key for a public-key algorithm.
+    #[arg(long, env = "DANBAO_JWT_PRIVATE_KEY")]
+    jwt_private_key: Option<PathBuf>,
+    /// PEM public key for a public-key algorithm.
+    #[arg(long, env = "DANBAO_JWT_PUBLIC_KEY")]
+    jwt_public_key: Option<PathBuf>,
+    /// Password of the `admin` created on a fresh database. Generated and printed if absent.
+    #[arg(long, env = "DANBAO_ADMIN_PASSWORD", hide_env_values = true)]
+    admin_password: Option<String>,
+    /// Log as JSON lines instead of text.
+    #[arg(long, env = "DANBAO_LOG_JSON")]
+    log_json: bool,
+}
+
+#[derive(Args)]
+struct CreateUserArgs {
+    #[arg(long)]
+    username: String,
+    #[arg(long, value_parser = parse_role)]
+    role: Role,
+    #[arg(long)]
+    display_name: Option<String>,
+    /// Centre of a clerk.
+    #[arg(long)]
+    centre_id: Option<uuid::Uuid>,
+    /// Bank of a bank user.
+    #[arg(long)]
+    bank_id: Option<uuid::Uuid>,
+    /// Region of a supervisor (GB/T 2260 code).
+    #[arg(long)]
+    region_code: Option<String>,
+    #[arg(long, env = "DANBAO_NEW_USER_PASSWORD", hide_env_values = true)]
+    password: Option<String>,
+}
+
+fn parse_role(s: &str) -> Result<Role, String> {
+    Role::parse(s).ok_or_else(|| "one of admin, clerk, bank, supervisor".to_owned())
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    let json = matches!(&cli.command, Command::Serve(a) if a.log_json);
+    telemetry::init_tracing(json);
+    let result = actix_web::rt::System::new().block_on(run(cli));
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("danbao: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Openapi => {
+            print!("{}", danbao_api::openapi::openapi_json());
+            Ok(())
+        }
+        Command::Migrate => {
+            let db = open_database(cli.db.database_url.as_deref(), &cli.db.data_dir).await?;
+            let applied = migrate::run_pending(&db.url).await?;
+            println!("applied {} migration(s)", applied.len());
+            Ok(())
+        }
+        Command::LoadPolicyPresets => {
+            let db = open_database(cli.db.database_url.as_deref(), &cli.db.data_dir).await?;
+            migrate::run_pending(&db.url).await?;
+            let loaded = bootstrap::load_presets(&db.url).await?;
+            println!(
+                "created: {:?}; already there: {:?}",
+                loaded.created, loaded.existing
+            );
+            Ok(())
+        }
+        Command::CreateUser(a) => {
+            let db = open_database(cli.db.database_url.as_deref(), &cli.db.data_dir).await?;
+            migrate::run_pending(&db.url).await?;
+            create_user(&db.url, a).await
+        }
+        Command::Serve(a) => serve(cli.db, a).await,
+    }
+}
+
+async fn create_user(url: &str, a: CreateUserArgs) -> anyhow::Result<()> {
+    use danbao_persistence::diesel_async::{AsyncConnection, AsyncPgConnection};
+    let region_code = a
+        .region_code
+        .as_deref()
+        .map(danbao_domain::RegionCode::parse)
+        .transpose()
+        .map_err(|e| anyhow::anyhow!("--region-code: {e}"))?;
+    let body = danbao_api::routes::users::NewUserBody {
+        display_name: a.display_name.unwrap_or_else(|| a.username.clone()),
+        username: a.username,
+        password: a.password,
+        role: a.role,
+        centre_id: a.centre_id,
+        bank_id: a.bank_id,
+        region_code,
+    };
+    let detail = serde_json::json!({ "username": body.username, "role": body.role.as_str() });
+    let mut conn = AsyncPgConnection::establish(url).await?;
+    let view = danbao_api::routes::users::create_user(&mut conn, body, |id| {
+        bootstrap::system_event("create-user", "user.created", "user", id, detail)
+    })
+    .await
+    .map_err(|e| anyhow::anyhow!("{}", e.to_problem().detail))?;
+    println!(
+        "created user {} ({}) id {}",
+        view.username, view.role, view.id
+    );
+    if let Some(p) = view.initial_password {
+        println!("one-time password: {p}");
+    }
+    Ok(())
+}
+
+async fn serve(db_args: DbArgs, a: ServeArgs) -> anyhow::Result<()> {
+    let embedded = db_args
+        .database_url
+        .as_deref()
+        .is_none_or(|u| u.trim().is_empty());
+    let db = open_database(db_args.database_url.as_deref(), &db_args.data_dir).await?;
+    let applied = migrate::run_pending(&db.url).await?;
+    if !applied.is_empty() {
+        tracing::info!(count = applied.len(), "migrations applied");
+    }
+    if let Some(p) = &a.admin_password {
+        danbao_api::auth::check_password_strength(p)
+            .map_err(|m| anyhow::anyhow!("DANBAO_ADMIN_PASSWORD {m}"))?;
+    }
+    if let Some(password) = bootstrap::ensure_admin(&db.url, a.admin_password.clone()).await? {
+        // The one time a secret is printed: the first admin's generated password.
+        println!("danbao: created user \"admin\" with one-time password: {password}");
+        println!("danbao: log in with POST /v1/auth/token and change it with PUT /v1/me/password");
+    }
+    let jwt = bootstrap::jwt_keys(
+        a.jwt_secret.as_deref(),
+        &a.jwt_algorithm,
+        a.jwt_private_key.as_deref(),
+        a.jwt_public_key.as_deref(),
+        embedded.then_some(db_args.data_dir.as_path()),
+    )?;
+    let pool = pool::build_pool(
+        &db.url,
+        a.pool_size,
+        Duration::from_millis(a.acquire_timeout_ms),
+    )?;
+    let state = AppState {
+        pool,
+        jwt,
+        timezone: a.timezone,
+        metrics: telemetry::metrics_handle(),
+    };
+    let listener = TcpListener::bind(&a.listen)
+        .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", a.listen))?;
+    let app = startup::build(
+        state,
+        listener,
+        &ServerOptions {
+            workers: a.workers,
+            ..Default::default()
+        },
+    )?;
+    println!(
+        "danbao: listening on http://{} (API docs at /docs)",
+        app.addr()
+    );
+    app.run().await?;
+    tracing::info!("HTTP server stopped");
+    // Dropping the database stops the local cluster, after the last request has finished.
+    drop(db);
+    Ok(())
+}

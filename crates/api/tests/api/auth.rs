@@ -1,0 +1,320 @@
+use crate::helpers::*;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use danbao_api::auth::{Claims, JwtKeys, PrincipalKind, Role};
+use reqwest::Method;
+use serde_json::{json, Value};
+
+async fn me_status(app: &TestApp, token: &str) -> u16 {
+    app.call(Method::GET, "/v1/me", Some(token), None)
+        .await
+        .status()
+        .as_u16()
+}
+
+#[tokio::test]
+async fn login_gives_a_token_that_says_who_i_am() {
+    let app = spawn_app().await;
+    let (status, me) = app.get_json("/v1/me", &app.admin_token).await;
+    assert_eq!(status, 200);
+    assert_eq!(me["role"], "admin");
+    assert_eq!(me["name"], "admin");
+    assert_eq!(me["kind"], "user");
+}
+
+#[tokio::test]
+async fn wrong_password_and_unknown_user_are_401_alike() {
+    let app = spawn_app().await;
+    for body in [
+        json!({"username": "admin", "password": "wrong password 1"}),
+        json!({"username": "nobody", "password": "x"}),
+    ] {
+        let r = app
+            .call(Method::POST, "/v1/auth/token", None, Some(body))
+            .await;
+        let v = assert_problem(r, 401, "unauthorized").await;
+        assert_eq!(v["detail"], "unknown user or wrong password");
+    }
+    let r = app
+        .call(
+            Method::POST,
+            "/v1/auth/token",
+            None,
+            Some(json!({"username": "admin"})),
+        )
+        .await;
+    assert_problem(r, 422, "validation_failed").await;
+}
+
+#[tokio::test]
+async fn tampered_expired_foreign_and_unsigned_tokens_are_401() {
+    let app = spawn_app().await;
+    assert_eq!(me_status(&app, &app.admin_token).await, 200);
+
+    // Signed with another key.
+    let other = JwtKeys::hs256(b"some other secret that is long enough!!").unwrap();
+    let me = app.jwt.verify(&app.admin_token).unwrap();
+    assert_eq!(me_status(&app, &other.issue(&me).unwrap()).await, 401);
+
+    // Expired an hour ago, otherwise valid.
+    let now = jsonwebtoken::get_current_timestamp();
+    let expired = Claims {
+        iss: "danbao".into(),
+        aud: "danbao-api".into(),
+        sub: me.id.to_string(),
+        exp: now - 3600,
+        iat: now - 7200,
+        jti: "x".into(),
+        kind: PrincipalKind::User,
+        name: "admin".into(),
+        role: Role::Admin,
+        centre_id: None,
+        bank_id: None,
+        region_code: None,
+    };
+    let t = jsonwebtoken::encode(
+        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+        &expired,
+        &jsonwebtoken::EncodingKey::from_secret(JWT_SECRET),
+    )
+    .unwrap();
+    assert_eq!(me_status(&app, &t).await, 401);
+
+    // Wrong audience, right key.
+    let mut wrong_aud = expired.clone();
+    wrong_aud.exp = now + 600;
+    wrong_aud.aud = "someone-else".into();
+    let t = jsonwebtoken::encode(
+        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+        &wrong_aud,
+        &jsonwebtoken::EncodingKey::from_secret(JWT_SECRET),
+    )
+    .unwrap();
+    assert_eq!(me_status(&app, &t).await, 401);
+
+    // alg: none with the admin's own claims.
+    let parts: Vec<&str> = app.admin_token.split('.').collect();
+    let none_header = URL_SAFE_NO_PAD.encode(br#"{"alg":"none","typ":"JWT"}"#);
+    assert_eq!(
+        me_status(&app, &format!("{none_header}.{}.", parts[1])).await,
+        401
+    );
+
+    // A clerk's token with its role claim changed to admin, signature kept.
+    let p = app.seed_province().await;
+    let clerk = app
+        .user_token(
+            "clerk.a",
+            "clerk",
+            json!({ "centre_id": p.centre_nanchang }),
+        )
+        .await;
+    let cparts: Vec<&str> = clerk.split('.').collect();
+    let mut claims: Value =
+        serde_json::from_slice(&URL_SAFE_NO_PAD.decode(cparts[1]).unwrap()).unwrap();
+    claims["role"] = json!("admin");
+    claims.as_object_mut().unwrap().remove("centre_id");
+    let forged = format!(
+        "{}.{}.{}",
+        cparts[0],
+        URL_SAFE_NO_PAD.encode(claims.to_string()),
+        cparts[2]
+    );
+    assert_eq!(me_status(&app, &forged).await, 401);
+    let r = app
+        .call(Method::GET, "/v1/users", Some(&forged), None)
+        .await;
+    assert_problem(r, 401, "unauthorized").await;
+
+    // No header, wrong scheme, garbage.
+    assert_eq!(
+        app.call(Method::GET, "/v1/me", None, None).await.status(),
+        401
+    );
+    let r = app
+        .http
+        .get(app.url("/v1/me"))
+        .header("Authorization", "Basic YWRtaW46eA==")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    assert!(r.headers().get("www-authenticate").is_some());
+    assert_eq!(me_status(&app, "not.a.jwt").await, 401);
+}
+
+#[tokio::test]
+async fn public_key_tokens_verify_and_hs256_forgeries_with_the_public_key_do_not() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+    let private = std::fs::read(dir.join("ed25519-private.pem")).unwrap();
+    let public = std::fs::read(dir.join("ed25519-public.pem")).unwrap();
+    let keys = JwtKeys::from_pem("EdDSA", &private, &public).unwrap();
+    let p = danbao_api::auth::Principal {
+        kind: PrincipalKind::User,
+        id: uuid::Uuid::now_v7(),
+        name: "sup".into(),
+        role: Role::Supervisor,
+        scope: danbao_api::auth::Scope::Region(danbao_domain::RegionCode::parse("360100").unwrap()),
+    };
+    let token = keys.issue(&p).unwrap();
+    assert_eq!(keys.verify(&token).unwrap().scope, p.scope);
+    // The classic confusion attack: HS256 signed with the public key as the secret.
+    let hs = JwtKeys::hs256(&public).unwrap();
+    assert!(keys.verify(&hs.issue(&p).unwrap()).is_err());
+}
+
+#[tokio::test]
+async fn a_clerk_calling_admin_routes_gets_403() {
+    let app = spawn_app().await;
+    let p = app.seed_province().await;
+    let clerk = app
+        .user_token(
+            "clerk.b",
+            "clerk",
+            json!({ "centre_id": p.centre_nanchang }),
+        )
+        .await;
+    for (path, body) in [
+        ("/v1/regions", json!({"code": "360300", "name": "萍乡市"})),
+        ("/v1/banks", json!({"code": "NEWBANK", "name": "x"})),
+        (
+            "/v1/users",
+            json!({"username": "evil", "display_name": "e", "role": "admin"}),
+        ),
+        (
+            "/v1/bank-clients",
+            json!({"bank_id": p.bank_a, "name": "x"}),
+        ),
+        ("/v1/policies/presets", json!({})),
+    ] {
+        let r = app.call(Method::POST, path, Some(&clerk), Some(body)).await;
+        assert_problem(r, 403, "forbidden").await;
+    }
+    let r = app.call(Method::GET, "/v1/users", Some(&clerk), None).await;
+    assert_problem(r, 403, "forbidden").await;
+    let r = app
+        .call(Method::GET, "/v1/audit-events", Some(&clerk), None)
+        .await;
+    assert_problem(r, 403, "forbidden").await;
+}
+
+#[tokio::test]
+async fn deactivated_users_cannot_log_in_and_bank_clients_can() {
+    let app = spawn_app().await;
+    let p = app.seed_province().await;
+    let _ = app
+        .user_token("sup.nc", "supervisor", json!({ "region_code": "360100" }))
+        .await;
+    let (_, users) = app.get_json("/v1/users", &app.admin_token).await;
+    let id = users["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|u| u["username"] == "sup.nc")
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let r = app
+        .call(
+            Method::POST,
+            &format!("/v1/users/{id}/deactivation"),
+            Some(&app.admin_token),
+            None,
+        )
+        .await;
+    assert_eq!(r.status(), 200);
+    let r = app
+        .call(
+            Method::POST,
+            "/v1/auth/token",
+            None,
+            Some(json!({"username": "sup.nc", "password": "Test password 1"})),
+        )
+        .await;
+    assert_eq!(r.status(), 401);
+
+    let client = app
+        .admin_create(
+            "/v1/bank-clients",
+            json!({ "bank_id": p.bank_a, "name": "nightly upload" }),
+        )
+        .await;
+    let secret = client["client_secret"].as_str().unwrap();
+    assert!(secret.len() >= 32);
+    let r = app
+        .call(
+            Method::POST,
+            "/v1/auth/token",
+            None,
+            Some(json!({"client_id": client["client_id"], "client_secret": secret})),
+        )
+        .await;
+    assert_eq!(r.status(), 200);
+    let token = r.json::<Value>().await.unwrap()["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (_, me) = app.get_json("/v1/me", &token).await;
+    assert_eq!(me["role"], "bank");
+    assert_eq!(me["kind"], "client");
+    assert_eq!(me["bank_id"], p.bank_a.as_str());
+    // The secret is never shown again.
+    let (_, list) = app.get_json("/v1/bank-clients", &app.admin_token).await;
+    assert!(list["items"][0].get("client_secret").is_none());
+    let r = app
+        .call(
+            Method::POST,
+            "/v1/auth/token",
+            None,
+            Some(json!({"client_id": client["client_id"], "client_secret": "wrong"})),
+        )
+        .await;
+    assert_eq!(r.status(), 401);
+}
+
+#[tokio::test]
+async fn changing_my_password() {
+    let app = spawn_app().await;
+    let body = json!({"current_password": ADMIN_PASSWORD, "new_password": "weak"});
+    let r = app
+        .call(
+            Method::PUT,
+            "/v1/me/password",
+            Some(&app.admin_token),
+            Some(body),
+        )
+        .await;
+    assert_problem(r, 422, "validation_failed").await;
+    let body =
+        json!({"current_password": "not it at all 1", "new_password": "A much better one 2"});
+    let r = app
+        .call(
+            Method::PUT,
+            "/v1/me/password",
+            Some(&app.admin_token),
+            Some(body),
+        )
+        .await;
+    assert_problem(r, 422, "validation_failed").await;
+    let body = json!({"current_password": ADMIN_PASSWORD, "new_password": "A much better one 2"});
+    let r = app
+        .call(
+            Method::PUT,
+            "/v1/me/password",
+            Some(&app.admin_token),
+            Some(body),
+        )
+        .await;
+    assert_eq!(r.status(), 204);
+    app.login("admin", "A much better one 2").await;
+    let r = app
+        .call(
+            Method::POST,
+            "/v1/auth/token",
+            None,
+            Some(json!({"username": "admin", "password": ADMIN_PASSWORD})),
+        )
+        .await;
+    assert_eq!(r.status(), 401);
+}

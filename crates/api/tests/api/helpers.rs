@@ -1,0 +1,199 @@
+use danbao_api::auth::JwtKeys;
+use danbao_api::bootstrap;
+use danbao_api::startup::{self, ServerOptions};
+use danbao_api::state::AppState;
+use danbao_api::telemetry;
+use danbao_persistence::testing::{test_db, TestDb};
+use reqwest::{Method, Response};
+use serde_json::{json, Value};
+use std::net::TcpListener;
+use std::time::Duration;
+
+pub const ADMIN_PASSWORD: &str = "Admin password 1";
+pub const JWT_SECRET: &[u8] = b"an hs256 secret for tests only, 42 bytes!!";
+
+pub struct TestApp {
+    pub base: String,
+    pub http: reqwest::Client,
+    pub jwt: JwtKeys,
+    pub admin_token: String,
+    pub db: TestDb,
+}
+
+pub async fn spawn_app() -> TestApp {
+    let db = test_db().await;
+    bootstrap::ensure_admin(&db.url, Some(ADMIN_PASSWORD.into()))
+        .await
+        .expect("admin");
+    let pool =
+        danbao_persistence::pool::build_pool(&db.url, 4, Duration::from_secs(5)).expect("pool");
+    let jwt = JwtKeys::hs256(JWT_SECRET).unwrap();
+    let state = AppState {
+        pool,
+        jwt: jwt.clone(),
+        timezone: chrono_tz::Asia::Shanghai,
+        metrics: telemetry::metrics_handle(),
+    };
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let app = startup::build(
+        state,
+        listener,
+        &ServerOptions {
+            workers: 1,
+            shutdown_timeout: 1,
+        },
+    )
+    .unwrap();
+    let base = format!("http://{}", app.addr());
+    tokio::spawn(app.run());
+    let http = reqwest::Client::new();
+    let mut t = TestApp {
+        base,
+        http,
+        jwt,
+        admin_token: String::new(),
+        db,
+    };
+    t.admin_token = t.login("admin", ADMIN_PASSWORD).await;
+    t
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+
+    pub async fn login(&self, username: &str, password: &str) -> String {
+        let r = self
+            .http
+            .post(self.url("/v1/auth/token"))
+            .json(&json!({ "username": username, "password": password }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            r.status(),
+            200,
+            "login of {username} failed: {}",
+            r.text().await.unwrap_or_default()
+        );
+        r.json::<Value>().await.unwrap()["access_token"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    }
+
+    pub async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> Response {
+        let mut req = self.http.request(method, self.url(path));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        req.send().await.unwrap()
+    }
+
+    /// POST as admin, expecting 201; returns the body.
+    pub async fn admin_create(&self, path: &str, body: Value) -> Value {
+        let r = self
+            .call(Method::POST, path, Some(&self.admin_token), Some(body))
+            .await;
+        let status = r.status();
+        let text = r.text().await.unwrap();
+        assert_eq!(status, 201, "POST {path}: {text}");
+        serde_json::from_str(&text).unwrap()
+    }
+
+    pub async fn get_json(&self, path: &str, token: &str) -> (u16, Value) {
+        let r = self.call(Method::GET, path, Some(token), None).await;
+        let status = r.status().as_u16();
+        let text = r.text().await.unwrap();
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        )
+    }
+
+    /// A small province: Jiangxi with two cities and a district, a centre in each city, two banks.
+    pub async fn seed_province(&self) -> Province {
+        for (code, name) in [
+            ("360000", "江西省"),
+            ("360100", "南昌市"),
+            ("360102", "东湖区"),
+            ("360200", "景德镇市"),
+        ] {
+            self.admin_create("/v1/regions", json!({ "code": code, "name": name }))
+                .await;
+        }
+        let nanchang = self
+            .admin_create(
+                "/v1/centres",
+                json!({ "name": "南昌市担保中心", "region_code": "360100" }),
+            )
+            .await;
+        let jdz = self
+            .admin_create(
+                "/v1/centres",
+                json!({ "name": "景德镇市担保中心", "region_code": "360200" }),
+            )
+            .await;
+        let bank_a = self
+            .admin_create("/v1/banks", json!({ "code": "JXRCU", "name": "江西农信" }))
+            .await;
+        let bank_b = self
+            .admin_create(
+                "/v1/banks",
+                json!({ "code": "ICBC-JX", "name": "工商银行江西分行" }),
+            )
+            .await;
+        Province {
+            centre_nanchang: nanchang["id"].as_str().unwrap().to_owned(),
+            centre_jdz: jdz["id"].as_str().unwrap().to_owned(),
+            bank_a: bank_a["id"].as_str().unwrap().to_owned(),
+            bank_b: bank_b["id"].as_str().unwrap().to_owned(),
+        }
+    }
+
+    /// Creates a user with the given role and scope field and returns its token.
+    pub async fn user_token(&self, username: &str, role: &str, scope: Value) -> String {
+        let mut body = json!({ "username": username, "display_name": username, "password": "Test password 1", "role": role });
+        if let (Some(b), Some(s)) = (body.as_object_mut(), scope.as_object()) {
+            b.extend(s.clone());
+        }
+        self.admin_create("/v1/users", body).await;
+        self.login(username, "Test password 1").await
+    }
+}
+
+pub struct Province {
+    pub centre_nanchang: String,
+    pub centre_jdz: String,
+    pub bank_a: String,
+    #[allow(dead_code)] // used by later scenarios
+    pub bank_b: String,
+}
+
+/// Asserts a problem+json answer with the given status and code; returns the body.
+pub async fn assert_problem(r: Response, status: u16, code: &str) -> Value {
+    let actual = r.status().as_u16();
+    let url = r.url().to_string();
+    let ct = r
+        .headers()
+        .get("content-type")
+        .map(|v| v.to_str().unwrap().to_owned())
+        .unwrap_or_default();
+    let text = r.text().await.unwrap();
+    assert_eq!(actual, status, "unexpected status from {url}: {text}");
+    assert_eq!(ct, "application/problem+json", "{url}: {text}");
+    let v: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(v["code"], code, "body: {v}");
+    assert_eq!(v["status"], status);
+    v
+}

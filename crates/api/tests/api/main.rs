@@ -1,0 +1,7 @@
+//! In-process HTTP tests: the real server on port 0 over a real, private PostgreSQL database.
+mod admin;
+mod auth;
+mod bad_input;
+mod helpers;
+mod openapi;
+mod scope;
