@@ -146,6 +146,34 @@ fn write_private(path: &Path, content: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The personal-data key: DANBAO_DATA_KEY (hex), else a key kept in the data directory of
+/// the embedded cluster (outside the database, so a dump alone reveals no id). With an
+/// external database there is no safe place to invent one, so it must be given.
+pub fn pii_keys(
+    data_key: Option<&str>,
+    data_dir: Option<&Path>,
+) -> anyhow::Result<crate::crypto::PiiKeys> {
+    if let Some(k) = data_key.filter(|k| !k.trim().is_empty()) {
+        return crate::crypto::PiiKeys::from_hex(k);
+    }
+    let Some(dir) = data_dir else {
+        anyhow::bail!(
+            "DANBAO_DATA_KEY is not set: with DATABASE_URL, give the personal-data key as 64 hex digits \
+             (for example `openssl rand -hex 32`) and keep it outside the database"
+        );
+    };
+    let path = dir.join("danbao-data.key");
+    let hex_key = match std::fs::read_to_string(&path) {
+        Ok(s) => s.trim().to_owned(),
+        Err(_) => {
+            let s = crate::auth::random_secret(32);
+            write_private(&path, &s)?;
+            s
+        }
+    };
+    crate::crypto::PiiKeys::from_hex(&hex_key)
+}
+
 /// Loads the policy presets (idempotent), audited as the command line.
 pub async fn load_presets(url: &str) -> anyhow::Result<crate::routes::policies::PresetsLoaded> {
     let mut conn = AsyncPgConnection::establish(url).await?;

@@ -283,6 +283,24 @@ impl From<DieselError> for ApiError {
             DieselError::DatabaseError(kind, info) => {
                 let field = constraint_field(info.constraint_name(), info.table_name());
                 match kind {
+                    DatabaseErrorKind::UniqueViolation
+                        if info.constraint_name() == Some("loans_one_unsettled_per_person") =>
+                    {
+                        ApiError::Conflict {
+                            code: "unsettled_loan_exists",
+                            detail: "the borrower already holds an unsettled guaranteed loan"
+                                .to_owned(),
+                        }
+                    }
+                    DatabaseErrorKind::UniqueViolation
+                        if info.constraint_name() == Some("borrowers_national_id_hmac_key") =>
+                    {
+                        ApiError::Conflict {
+                            code: "borrower_exists",
+                            detail: "a borrower with this national id is already registered"
+                                .to_owned(),
+                        }
+                    }
                     DatabaseErrorKind::UniqueViolation => ApiError::Conflict {
                         code: "already_exists",
                         detail: format!("a resource with this {field} already exists"),

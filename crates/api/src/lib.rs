@@ -3,6 +3,7 @@ pub mod auth;
 pub mod authz;
 pub mod bootstrap;
 pub mod context;
+pub mod crypto;
 pub mod error;
 pub mod extract;
 pub mod openapi;

@@ -89,6 +89,10 @@ struct ServeArgs {
     /// Password of the `admin` created on a fresh database. Generated and printed if absent.
     #[arg(long, env = "DANBAO_ADMIN_PASSWORD", hide_env_values = true)]
     admin_password: Option<String>,
+    /// Key for personal data at rest (64 hex digits). Kept in the data directory if absent
+    /// and danbao runs its own cluster; required with DATABASE_URL.
+    #[arg(long, env = "DANBAO_DATA_KEY", hide_env_values = true)]
+    data_key: Option<String>,
     /// Log as JSON lines instead of text.
     #[arg(long, env = "DANBAO_LOG_JSON")]
     log_json: bool,
@@ -224,6 +228,10 @@ async fn serve(db_args: DbArgs, a: ServeArgs) -> anyhow::Result<()> {
         a.jwt_public_key.as_deref(),
         embedded.then_some(db_args.data_dir.as_path()),
     )?;
+    let pii = bootstrap::pii_keys(
+        a.data_key.as_deref(),
+        embedded.then_some(db_args.data_dir.as_path()),
+    )?;
     let pool = pool::build_pool(
         &db.url,
         a.pool_size,
@@ -234,6 +242,7 @@ async fn serve(db_args: DbArgs, a: ServeArgs) -> anyhow::Result<()> {
         jwt,
         timezone: a.timezone,
         metrics: telemetry::metrics_handle(),
+        pii,
     };
     let listener = TcpListener::bind(&a.listen)
         .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", a.listen))?;

@@ -1,4 +1,5 @@
 use crate::auth::JwtKeys;
+use crate::crypto::PiiKeys;
 use chrono::NaiveDate;
 use danbao_persistence::pool::{DbConn, DbPool};
 use metrics_exporter_prometheus::PrometheusHandle;
@@ -11,6 +12,8 @@ pub struct AppState {
     /// Business time zone: "today" for a clerk in Nanchang is not today in UTC.
     pub timezone: chrono_tz::Tz,
     pub metrics: PrometheusHandle,
+    /// Keys for national ids and phone numbers at rest.
+    pub pii: PiiKeys,
 }
 
 impl AppState {

@@ -651,15 +651,16 @@ fn initdb(
     if output.status.success() {
         return Ok(());
     }
+    // The errors are on stderr; stdout is progress chatter, shown only if there is nothing else.
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let shown = if stderr.trim().is_empty() {
+        String::from_utf8_lossy(&output.stdout)
+    } else {
+        stderr
+    };
     Err(ClusterError::Initdb {
         data_dir: data_dir.to_path_buf(),
-        output: format!(
-            "{}{}",
-            String::from_utf8_lossy(&output.stdout),
-            String::from_utf8_lossy(&output.stderr)
-        )
-        .trim_end()
-        .to_string(),
+        output: shown.trim_end().to_string(),
     })
 }
 

@@ -118,10 +118,116 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    funds (id) {
+        id -> Uuid,
+        centre_id -> Uuid,
+        name -> Text,
+        bank_account -> Nullable<Text>,
+        balance -> Numeric,
+        outstanding_guaranteed -> Numeric,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    fund_ledger_entries (id) {
+        id -> Int8,
+        fund_id -> Uuid,
+        value_date -> Date,
+        kind -> Text,
+        amount -> Numeric,
+        source -> Nullable<Text>,
+        loan_id -> Nullable<Uuid>,
+        reference -> Nullable<Text>,
+        created_by -> Nullable<Uuid>,
+        created_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    credit_communities (id) {
+        id -> Uuid,
+        centre_id -> Uuid,
+        region_code -> Text,
+        name -> Text,
+        certified_on -> Date,
+        revoked_on -> Nullable<Date>,
+        revocation_reason -> Nullable<Text>,
+        created_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    borrowers (id) {
+        id -> Uuid,
+        centre_id -> Uuid,
+        kind -> Text,
+        category -> Text,
+        name -> Text,
+        national_id_enc -> Nullable<Bytea>,
+        national_id_hmac -> Nullable<Bytea>,
+        national_id_masked -> Nullable<Text>,
+        birth_date -> Nullable<Date>,
+        phone_enc -> Nullable<Bytea>,
+        employment_certificate_no -> Nullable<Text>,
+        credit_community_id -> Nullable<Uuid>,
+        member_count -> Int4,
+        enterprise_registration_no -> Nullable<Text>,
+        employees -> Nullable<Int4>,
+        eligible_employees -> Nullable<Int4>,
+        created_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    loans (id) {
+        id -> Uuid,
+        borrower_id -> Uuid,
+        centre_id -> Uuid,
+        fund_id -> Uuid,
+        bank_id -> Uuid,
+        policy_id -> Uuid,
+        person_hmac -> Nullable<Bytea>,
+        principal -> Numeric,
+        term_months -> Int4,
+        annual_rate -> Numeric,
+        schedule_method -> Text,
+        interest_convention -> Text,
+        purpose -> Text,
+        micro_profit -> Bool,
+        jobs_declared -> Int4,
+        counter_guarantee -> Jsonb,
+        waiver -> Bool,
+        status -> Text,
+        applied_on -> Date,
+        entered_by -> Uuid,
+        decided_on -> Nullable<Date>,
+        decided_by -> Nullable<Uuid>,
+        decision_reason -> Nullable<Text>,
+        approved_on -> Nullable<Date>,
+        cancelled_on -> Nullable<Date>,
+        cancelled_by -> Nullable<Uuid>,
+        released_on -> Nullable<Date>,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+    }
+}
+
 diesel::joinable!(centres -> regions (region_code));
 diesel::joinable!(users -> centres (centre_id));
 diesel::joinable!(users -> banks (bank_id));
 diesel::joinable!(bank_clients -> banks (bank_id));
+diesel::joinable!(funds -> centres (centre_id));
+diesel::joinable!(fund_ledger_entries -> funds (fund_id));
+diesel::joinable!(credit_communities -> centres (centre_id));
+diesel::joinable!(borrowers -> centres (centre_id));
+diesel::joinable!(borrowers -> credit_communities (credit_community_id));
+diesel::joinable!(loans -> borrowers (borrower_id));
+diesel::joinable!(loans -> funds (fund_id));
+diesel::joinable!(loans -> banks (bank_id));
+diesel::joinable!(loans -> policies (policy_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
     regions,
@@ -131,4 +237,9 @@ diesel::allow_tables_to_appear_in_same_query!(
     bank_clients,
     policies,
     audit_events,
+    funds,
+    fund_ledger_entries,
+    credit_communities,
+    borrowers,
+    loans,
 );

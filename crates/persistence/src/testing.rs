@@ -8,8 +8,12 @@
 //!   `danbao_test_<pid>_<random>`.
 //! - Otherwise a private throwaway cluster per test process, started from the local
 //!   PostgreSQL binaries under /dev/shm (or the temp dir). Starting one is cheap: an
-//!   initdb'd and migrated cluster is built once per PostgreSQL version and migrations
-//!   fingerprint, kept under `/dev/shm/danbao-pgcache-<uid>/`, and copied for each process.
+//!   initdb'd and migrated cluster is built once per PostgreSQL build and migrations
+//!   fingerprint, kept under `/dev/shm/danbao-pgcache-<uid>/`, and copied for each process
+//!   (nextest runs every test in a process of its own, so this is paid per test). It holds
+//!   the `postgres` database, the template and one spare copy of it, which becomes the
+//!   process's first test database by a rename; `template0` and `template1` are dropped to
+//!   make the copy smaller, so `CREATE DATABASE` there needs an explicit `TEMPLATE`.
 //!   The cluster goes away with the process, even if it is killed: the server gets a
 //!   parent-death signal and a small watcher removes the directory.
 //!
@@ -20,11 +24,13 @@ use std::os::unix::fs::{DirBuilderExt, MetadataExt};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::Mutex;
 use std::time::Instant;
 
 use anyhow::{anyhow, bail, Context as _};
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use nix::fcntl::{Flock, FlockArg};
+use sha2::{Digest, Sha256};
 use tokio::sync::OnceCell;
 
 use crate::cluster::{
@@ -34,6 +40,8 @@ use crate::cluster::{
 use crate::migrate;
 
 const TEST_DIR_PREFIX: &str = "danbao-test-";
+/// In a cached cluster: a ready copy of the template for the process's first test database.
+const SPARE_DATABASE: &str = "danbao_spare";
 /// Serialises template builds on a shared server across test processes.
 const TEMPLATE_LOCK_KEY: i64 = 0x6461_6e62_616f_0002;
 
@@ -94,9 +102,9 @@ async fn drop_database(admin_url: &str, name: &str) -> anyhow::Result<()> {
 pub async fn test_db() -> TestDb {
     let server = SERVER
         .get_or_init(|| async {
-            Server::init()
-                .await
-                .unwrap_or_else(|e| panic!("test_db(): no PostgreSQL server for tests: {e:#}"))
+            Server::init().await.unwrap_or_else(|e| {
+                panic!("test_db(): could not set up the PostgreSQL server for tests: {e:#}")
+            })
         })
         .await;
     server
@@ -117,7 +125,20 @@ struct Server {
 
 struct PrivateCluster {
     cluster: LocalCluster,
+    /// Whether [`SPARE_DATABASE`] is still there to be renamed.
+    spare: Mutex<bool>,
+    /// `STRATEGY FILE_COPY` (PostgreSQL 15+) copies files instead of writing the whole
+    /// template to the WAL: faster without fsync. Not used on shared servers, where it forces
+    /// checkpoints.
+    file_copy: bool,
     _reaper: Reaper,
+}
+
+impl PrivateCluster {
+    fn take_spare(&self) -> bool {
+        let mut spare = self.spare.lock().unwrap_or_else(|e| e.into_inner());
+        std::mem::replace(&mut *spare, false)
+    }
 }
 
 impl Server {
@@ -167,13 +188,28 @@ impl Server {
         let started = Instant::now();
         let name = format!("danbao_test_{}_{}", std::process::id(), random_suffix());
         let mut conn = AsyncPgConnection::establish(&self.admin_url).await?;
-        diesel::sql_query(format!(
-            "CREATE DATABASE {} TEMPLATE {}",
-            quote_ident(&name),
-            quote_ident(&self.template)
-        ))
-        .execute(&mut conn)
-        .await?;
+        let mut created = false;
+        if let Some(private) = &self.private {
+            if private.take_spare() {
+                let rename = format!(
+                    "ALTER DATABASE {SPARE_DATABASE} RENAME TO {}",
+                    quote_ident(&name)
+                );
+                created = execute(&mut conn, &rename).await.is_ok();
+            }
+        }
+        if !created {
+            let strategy = match &self.private {
+                Some(private) if private.file_copy => " STRATEGY FILE_COPY",
+                _ => "",
+            };
+            let create = format!(
+                "CREATE DATABASE {} TEMPLATE {}{strategy}",
+                quote_ident(&name),
+                quote_ident(&self.template)
+            );
+            execute(&mut conn, &create).await?;
+        }
         timing("create test database", started);
         Ok(TestDb {
             url: self.url(&name),
@@ -333,7 +369,7 @@ fn warn_about_unembedded_migrations() {
 fn start_private_cluster() -> anyhow::Result<PrivateCluster> {
     let started = Instant::now();
     let bindir = find_bindir()?;
-    let version = server_version(&bindir)?;
+    let build = server_build_id(&bindir)?;
     let base = scratch_base();
     sweep_dead_process_dirs(&base, TEST_DIR_PREFIX);
     timing("find binaries and sweep", started);
@@ -346,7 +382,7 @@ fn start_private_cluster() -> anyhow::Result<PrivateCluster> {
     // Watching before the directory exists, so that it goes even if we die while copying.
     let reaper = Reaper::watch(&dir)?;
     let step = Instant::now();
-    copy_cached_cluster(&base, &version, &dir)?;
+    copy_cached_cluster(&base, &build, &dir)?;
     timing("copy cached cluster", step);
 
     let step = Instant::now();
@@ -356,8 +392,14 @@ fn start_private_cluster() -> anyhow::Result<PrivateCluster> {
     })?;
     timing("start server", step);
     timing("private cluster ready", started);
+    let major: u32 = fs::read_to_string(cluster.data_dir().join("PG_VERSION"))
+        .ok()
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0);
     Ok(PrivateCluster {
         cluster,
+        spare: Mutex::new(true),
+        file_copy: major >= 15,
         _reaper: reaper,
     })
 }
@@ -378,32 +420,31 @@ fn scratch_base() -> PathBuf {
     }
 }
 
-/// `15.10` from `postgres (PostgreSQL) 15.10 (Debian 15.10-1)`.
-fn server_version(bindir: &Path) -> anyhow::Result<String> {
+/// Identifies the PostgreSQL build by its `postgres` binary (path, size, mtime), which
+/// changes with every version: as good as `postgres --version` for keying the cache, without
+/// the ~20 ms that running it costs every test process.
+fn server_build_id(bindir: &Path) -> anyhow::Result<String> {
     let postgres = bindir.join("postgres");
-    let output = Command::new(&postgres)
-        .arg("--version")
-        .output()
-        .with_context(|| format!("could not run {}", postgres.display()))?;
-    let text = String::from_utf8_lossy(&output.stdout);
-    text.split_whitespace()
-        .nth(2)
-        .filter(|v| v.chars().all(|c| c.is_ascii_alphanumeric() || c == '.'))
-        .map(str::to_string)
-        .ok_or_else(|| {
-            anyhow!(
-                "unexpected output from `{} --version`: {text}",
-                postgres.display()
-            )
-        })
+    let meta = fs::metadata(&postgres)
+        .with_context(|| format!("could not inspect {}", postgres.display()))?;
+    let modified = meta
+        .modified()
+        .ok()
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .unwrap_or_default();
+    let mut hasher = Sha256::new();
+    hasher.update(postgres.as_os_str().as_encoded_bytes());
+    hasher.update(meta.len().to_le_bytes());
+    hasher.update(modified.as_nanos().to_le_bytes());
+    Ok(format!("pg-{}", &hex::encode(hasher.finalize())[..12]))
 }
 
-/// Copies the cached cluster for this PostgreSQL version and migrations fingerprint to
+/// Copies the cached cluster for this PostgreSQL build and migrations fingerprint to
 /// `target`, building it first if needed. Copies happen under a shared lock, a build under
 /// an exclusive one.
-fn copy_cached_cluster(base: &Path, version: &str, target: &Path) -> anyhow::Result<()> {
+fn copy_cached_cluster(base: &Path, build: &str, target: &Path) -> anyhow::Result<()> {
     let root = cache_root(base)?;
-    let key = format!("{version}-{}", &migrate::migrations_fingerprint()[..16]);
+    let key = format!("{build}-{}", &migrate::migrations_fingerprint()[..16]);
     let entry = root.join(&key);
     let lock_path = root.join(format!("{key}.lock"));
     let mut file = OpenOptions::new()
@@ -500,7 +541,22 @@ fn build_cached_cluster(root: &Path, key: &str, entry: &Path) -> anyhow::Result<
                 .await
                 .context("could not migrate the template database")?;
             let mut conn = AsyncPgConnection::establish(&cluster.url("postgres")).await?;
-            seal_template(&mut conn, &template).await
+            seal_template(&mut conn, &template).await?;
+            let spare = format!(
+                "CREATE DATABASE {SPARE_DATABASE} TEMPLATE {}",
+                quote_ident(&template)
+            );
+            execute(&mut conn, &spare).await?;
+            // Two databases fewer to copy for every test process; test clusters never use them.
+            for stock in ["template0", "template1"] {
+                execute(
+                    &mut conn,
+                    &format!("ALTER DATABASE {stock} IS_TEMPLATE false"),
+                )
+                .await?;
+                execute(&mut conn, &format!("DROP DATABASE {stock}")).await?;
+            }
+            anyhow::Ok(())
         })?;
     cluster.stop();
     let _ = fs::remove_file(building.join("server.log"));

@@ -3,8 +3,12 @@ pub mod audit_events;
 pub mod auth;
 pub mod bank_clients;
 pub mod banks;
+pub mod borrowers;
 pub mod centres;
+pub mod credit_communities;
+pub mod funds;
 pub mod health;
+pub mod loans;
 pub mod me;
 pub mod policies;
 pub mod regions;
@@ -36,7 +40,11 @@ pub fn v1(cfg: &mut ServiceConfig) {
         .service(policies::load_presets)
         .service(policies::list)
         .service(policies::get)
-        .service(audit_events::list);
+        .service(audit_events::list)
+        .configure(funds::configure)
+        .configure(credit_communities::configure)
+        .configure(borrowers::configure)
+        .configure(loans::configure);
 }
 
 pub fn unversioned(cfg: &mut ServiceConfig) {

@@ -10,6 +10,7 @@ use std::net::TcpListener;
 use std::time::Duration;
 
 pub const ADMIN_PASSWORD: &str = "Admin password 1";
+pub const PII_KEY: &[u8] = b"a personal-data key for tests, 32+ bytes";
 pub const JWT_SECRET: &[u8] = b"an hs256 secret for tests only, 42 bytes!!";
 
 pub struct TestApp {
@@ -33,6 +34,7 @@ pub async fn spawn_app() -> TestApp {
         jwt: jwt.clone(),
         timezone: chrono_tz::Asia::Shanghai,
         metrics: telemetry::metrics_handle(),
+        pii: danbao_api::crypto::PiiKeys::from_master(PII_KEY).unwrap(),
     };
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let app = startup::build(
@@ -196,4 +198,146 @@ pub async fn assert_problem(r: Response, status: u16, code: &str) -> Value {
     assert_eq!(v["code"], code, "body: {v}");
     assert_eq!(v["status"], status);
     v
+}
+
+/// A valid 18-character national id (GB 11643): region 360102, the given birth date
+/// (YYYYMMDD) and sequence, with its MOD 11-2 check character.
+pub fn national_id(birth: &str, seq: u32) -> String {
+    let body = format!("360102{birth}{:03}", seq % 1000);
+    let weights = [7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2];
+    let sum: u32 = body
+        .chars()
+        .zip(weights)
+        .map(|(c, w)| c.to_digit(10).unwrap() * w)
+        .sum();
+    let check = ['1', '0', 'X', '9', '8', '7', '6', '5', '4', '3', '2'][(sum % 11) as usize];
+    format!("{body}{check}")
+}
+
+/// A clerk's working set: the province, presets, two clerks of Nanchang's centre, a fund.
+pub struct Desk {
+    pub p: Province,
+    pub entrant: String,
+    pub approver: String,
+    pub fund: String,
+}
+
+impl TestApp {
+    pub async fn desk(&self, contribution: &str) -> Desk {
+        let p = self.seed_province().await;
+        let r = self
+            .call(
+                Method::POST,
+                "/v1/policies/presets",
+                Some(&self.admin_token),
+                None,
+            )
+            .await;
+        assert_eq!(r.status(), 200);
+        let entrant = self
+            .user_token(
+                "clerk.entrant",
+                "clerk",
+                json!({ "centre_id": p.centre_nanchang }),
+            )
+            .await;
+        let approver = self
+            .user_token(
+                "clerk.approver",
+                "clerk",
+                json!({ "centre_id": p.centre_nanchang }),
+            )
+            .await;
+        let fund = self.fund(&entrant, "南昌基金", contribution).await;
+        Desk {
+            p,
+            entrant,
+            approver,
+            fund,
+        }
+    }
+
+    /// A fund of the clerk's centre with one contribution (value date 2004-01-02).
+    pub async fn fund(&self, clerk: &str, name: &str, contribution: &str) -> String {
+        let r = self
+            .call(
+                Method::POST,
+                "/v1/funds",
+                Some(clerk),
+                Some(json!({ "name": name })),
+            )
+            .await;
+        assert_eq!(r.status(), 201);
+        let fund = r.json::<Value>().await.unwrap()["id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let r = self
+            .call(
+                Method::POST,
+                &format!("/v1/funds/{fund}/contributions"),
+                Some(clerk),
+                Some(json!({ "value_date": "2004-01-02", "amount": contribution, "source": "city_finance" })),
+            )
+            .await;
+        assert_eq!(r.status(), 201, "{}", r.text().await.unwrap());
+        fund
+    }
+
+    /// Registers a laid-off person with a certificate; returns the borrower id.
+    pub async fn person(&self, clerk: &str, seq: u32, extra: Value) -> String {
+        let mut body = json!({
+            "kind": "individual",
+            "category": "laid_off",
+            "name": format!("张{seq}"),
+            "national_id": national_id("19800101", seq),
+            "employment_certificate_no": format!("JX{seq:06}"),
+        });
+        body.as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
+        let r = self
+            .call(Method::POST, "/v1/borrowers", Some(clerk), Some(body))
+            .await;
+        let status = r.status();
+        let text = r.text().await.unwrap();
+        assert_eq!(status, 201, "borrower: {text}");
+        serde_json::from_str::<Value>(&text).unwrap()["id"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    }
+
+    /// Applies for a loan with sensible defaults overridden by `extra`; returns the answer.
+    pub async fn apply(&self, clerk: &str, desk: &Desk, borrower: &str, extra: Value) -> Response {
+        let mut body = json!({
+            "borrower_id": borrower,
+            "bank_id": desk.p.bank_a,
+            "fund_id": desk.fund,
+            "principal": "10000.00",
+            "term_months": 24,
+            "annual_rate": "0.0435",
+            "schedule_method": "equal_principal",
+            "purpose": "早餐店",
+            "micro_profit": true,
+            "jobs_declared": 2,
+            "counter_guarantee": { "kind": "mortgage", "description": "房产抵押" },
+        });
+        body.as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
+        self.call(Method::POST, "/v1/loans", Some(clerk), Some(body))
+            .await
+    }
+
+    pub async fn applied(&self, clerk: &str, desk: &Desk, borrower: &str, extra: Value) -> String {
+        let r = self.apply(clerk, desk, borrower, extra).await;
+        let status = r.status();
+        let text = r.text().await.unwrap();
+        assert_eq!(status, 201, "application: {text}");
+        serde_json::from_str::<Value>(&text).unwrap()["id"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    }
 }

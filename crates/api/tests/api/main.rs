@@ -2,6 +2,10 @@
 mod admin;
 mod auth;
 mod bad_input;
+mod borrowers;
+mod communities;
+mod funds;
 mod helpers;
+mod loans;
 mod openapi;
 mod scope;

@@ -3,7 +3,11 @@
 pub mod audit;
 pub mod bank;
 pub mod bank_client;
+pub mod borrower;
 pub mod centre;
+pub mod credit_community;
+pub mod fund;
+pub mod loan;
 pub mod policy;
 pub mod region;
 pub mod user;
