@@ -478,7 +478,7 @@ fn copy_cached_cluster(base: &Path, build: &str, target: &Path) -> anyhow::Resul
             let started = Instant::now();
             build_cached_cluster(&root, &key, &entry)?;
             timing(
-                "build cached cluster (once per version and migrations)",
+                "build cached cluster (once per PostgreSQL build and migrations)",
                 started,
             );
             prune_cache(&root, &key);

@@ -103,22 +103,13 @@ async fn a_fresh_database_reports_pending_migrations() {
     assert!(migrate::has_pending(&mut conn).await.unwrap());
 }
 
-/// The cluster tests need the PostgreSQL binaries. With an external server configured, a
-/// machine without them skips these tests instead of failing.
+/// The cluster tests need the PostgreSQL binaries: the launcher is part of the product, so
+/// their absence is a failure, not a reason to skip.
 fn binaries_or_skip() -> bool {
-    match find_bindir() {
-        Ok(_) => true,
-        Err(e) => {
-            let external = ["TEST_DATABASE_URL", "DATABASE_URL"]
-                .iter()
-                .any(|v| std::env::var(v).is_ok_and(|v| !v.is_empty()));
-            if !external {
-                panic!("{e}");
-            }
-            eprintln!("skipped: no local PostgreSQL binaries ({e})");
-            false
-        }
+    if let Err(e) = find_bindir() {
+        panic!("{e}");
     }
+    true
 }
 
 #[test]
