@@ -246,6 +246,27 @@ impl PageParams {
     }
 }
 
+impl PageParams {
+    /// The cursor of lists ordered by a numeric id (ledger entries, audit events).
+    pub fn cursor_i64(&self) -> Result<Option<i64>, ApiError> {
+        self.cursor
+            .as_deref()
+            .map(|c| {
+                c.parse::<i64>()
+                    .map_err(|_| ApiError::validation("cursor", "invalid cursor"))
+            })
+            .transpose()
+    }
+}
+
+/// `?as_of=` of reads that depend on the date.
+#[derive(Debug, serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct AsOf {
+    /// The date of the position (default: today in the business time zone).
+    pub as_of: Option<chrono::NaiveDate>,
+}
+
 /// A page of items: `{"items": [...], "next_cursor": "..." | null}`.
 #[derive(Debug, serde::Serialize, utoipa::ToSchema)]
 pub struct Paged<T> {

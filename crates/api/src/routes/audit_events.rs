@@ -1,5 +1,5 @@
 use crate::auth::{AuthUser, Role};
-use crate::error::{ApiError, ApiResult};
+use crate::error::ApiResult;
 use crate::extract::{PageParams, Paged, Query};
 use crate::state::AppState;
 use actix_web::{get, web, HttpResponse};
@@ -68,14 +68,7 @@ pub async fn list(
     q: Query<AuditQuery>,
 ) -> ApiResult<HttpResponse> {
     user.require(&[Role::Admin, Role::Supervisor])?;
-    let before = page
-        .cursor
-        .as_deref()
-        .map(|c| {
-            c.parse::<i64>()
-                .map_err(|_| ApiError::validation("cursor", "invalid cursor"))
-        })
-        .transpose()?;
+    let before = page.cursor_i64()?;
     let filter = AuditFilter {
         region_prefix: user.region_limit().map(|r| r.subtree_prefix().to_owned()),
         entity_type: q.entity_type.clone(),

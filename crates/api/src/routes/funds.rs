@@ -2,7 +2,7 @@ use crate::auth::{AuthUser, Role, Scope};
 use crate::authz::Placement;
 use crate::context::{Audit, RequestId};
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{Json, PageParams, Paged, Query};
+use crate::extract::{AsOf, Json, PageParams, Paged, Query};
 use crate::state::AppState;
 use actix_web::{get, post, web, HttpResponse};
 use chrono::{DateTime, NaiveDate, Utc};
@@ -15,7 +15,7 @@ use danbao_persistence::repo;
 use danbao_persistence::repo::fund::FundFilter;
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
-use utoipa::{IntoParams, ToSchema};
+use utoipa::ToSchema;
 use utoipa_actix_web::service_config::ServiceConfig;
 use uuid::Uuid;
 
@@ -238,13 +238,6 @@ pub async fn list(
     }))
 }
 
-#[derive(Deserialize, IntoParams)]
-#[into_params(parameter_in = Query)]
-pub struct AsOf {
-    /// The date of the position (default: today in the business time zone).
-    pub as_of: Option<NaiveDate>,
-}
-
 /// A fund's balance, outstanding guaranteed principal, leverage and headroom on a date.
 #[utoipa::path(tag = "funds", params(("id" = Uuid, Path), AsOf), responses(
     (status = 200, body = FundPosition),
@@ -432,14 +425,7 @@ pub async fn ledger(
     if matches!(user.scope, Scope::Bank(_)) {
         return Err(ApiError::Forbidden);
     }
-    let after = page
-        .cursor
-        .as_deref()
-        .map(|c| {
-            c.parse::<i64>()
-                .map_err(|_| ApiError::validation("cursor", "invalid cursor"))
-        })
-        .transpose()?;
+    let after = page.cursor_i64()?;
     let mut conn = state.conn().await?;
     let (fund, _) = visible_fund(&mut conn, &user, *id).await?;
     let rows = repo::fund::ledger(&mut conn, fund.id, after, page.limit()?).await?;

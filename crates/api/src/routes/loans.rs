@@ -5,7 +5,7 @@ use crate::auth::{AuthUser, Role, Scope};
 use crate::authz::Placement;
 use crate::context::{Audit, RequestId};
 use crate::error::{from_domain_errors, ApiError, ApiResult};
-use crate::extract::{Json, PageParams, Paged, Query};
+use crate::extract::{AsOf, Json, PageParams, Paged, Query};
 use crate::state::AppState;
 use actix_web::http::StatusCode;
 use actix_web::{get, post, web, HttpResponse};
@@ -523,13 +523,6 @@ pub async fn list(
         .map(|r| loan_view(r, as_of))
         .collect::<Result<Vec<_>, _>>()?;
     Ok(HttpResponse::Ok().json(Paged { items, next_cursor }))
-}
-
-#[derive(Deserialize, IntoParams)]
-#[into_params(parameter_in = Query)]
-pub struct AsOf {
-    /// Date of the position (default today in the business time zone).
-    pub as_of: Option<NaiveDate>,
 }
 
 /// One loan with its position on a date.
