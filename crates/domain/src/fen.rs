@@ -59,11 +59,6 @@ pub(crate) fn days(from: NaiveDate, to: NaiveDate) -> i128 {
     i128::from((to - from).num_days())
 }
 
-/// Sum of amounts in fen as money.
-pub(crate) fn sum<I: IntoIterator<Item = Money>>(items: I) -> Result<Money, DomainError> {
-    Money::checked_sum(items).ok_or_else(too_large)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -76,11 +71,17 @@ mod tests {
         assert_eq!(div_round(-5, 10), -1);
         assert_eq!(div_round(15, 10), 2);
         assert_eq!(div_round(25, 10), 3); // not banker's 2
-        // 0.08775 × 524,700.00 yuan·days / 360 = 127.895625 → 127.90 (in fen: 12,790)
-        assert_eq!(mul_div_round(dec!(0.08775), 52_470_000, 360).unwrap(), 12_790);
+                                          // 0.08775 × 524,700.00 yuan·days / 360 = 127.895625 → 127.90 (in fen: 12,790)
+        assert_eq!(
+            mul_div_round(dec!(0.08775), 52_470_000, 360).unwrap(),
+            12_790
+        );
         // trailing zeros of the rate do not matter
-        assert_eq!(mul_div_round(dec!(0.087750), 52_470_000, 360).unwrap(), 12_790);
-        assert!(mul_div_round(dec!(0.1), i128::MAX / 2, 1).is_err());
+        assert_eq!(
+            mul_div_round(dec!(0.087750), 52_470_000, 360).unwrap(),
+            12_790
+        );
+        assert!(mul_div_round(dec!(0.3), i128::MAX / 2, 1).is_err());
     }
 
     #[test]

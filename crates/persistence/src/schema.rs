@@ -215,6 +215,18 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    idempotency_keys (principal_id, route, key) {
+        principal_id -> Uuid,
+        route -> Text,
+        key -> Text,
+        fingerprint -> Bytea,
+        response_status -> Int2,
+        response_body -> Jsonb,
+        created_at -> Timestamptz,
+    }
+}
+
 diesel::joinable!(centres -> regions (region_code));
 diesel::joinable!(users -> centres (centre_id));
 diesel::joinable!(users -> banks (bank_id));
@@ -242,4 +254,5 @@ diesel::allow_tables_to_appear_in_same_query!(
     credit_communities,
     borrowers,
     loans,
+    idempotency_keys,
 );

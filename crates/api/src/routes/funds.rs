@@ -3,8 +3,10 @@ use crate::authz::Placement;
 use crate::context::{Audit, RequestId};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{AsOf, Json, PageParams, Paged, Query};
+use crate::idempotency::{Idem, IdempotencyKey, Seen};
 use crate::state::AppState;
-use actix_web::{get, post, web, HttpResponse};
+use actix_web::http::StatusCode;
+use actix_web::{get, post, web, HttpRequest, HttpResponse};
 use chrono::{DateTime, NaiveDate, Utc};
 use danbao_domain::{capacity, Money, RegionCode};
 use danbao_persistence::diesel_async::{AsyncConnection, AsyncPgConnection};
@@ -300,7 +302,7 @@ impl ContributionSource {
     }
 }
 
-#[derive(Deserialize, ToSchema)]
+#[derive(Deserialize, Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ContributionBody {
     /// The day the money reached the fund's account; not after today.
@@ -348,9 +350,11 @@ fn entry_view(r: LedgerEntryRow, balance_after: Decimal) -> ApiResult<LedgerEntr
 }
 
 /// Record money put into a fund (clerk of its centre). The balance moves under a lock on the
-/// fund, in the same transaction as the ledger entry and its audit event.
-#[utoipa::path(tag = "funds", params(("id" = Uuid, Path)), request_body = ContributionBody, responses(
+/// fund, in the same transaction as the ledger entry and its audit event. Send an
+/// `Idempotency-Key` to make retries safe.
+#[utoipa::path(tag = "funds", params(("id" = Uuid, Path), ("Idempotency-Key" = Option<String>, Header, description = "makes retries safe: the same key and body replay the first answer")), request_body = ContributionBody, responses(
     (status = 201, body = LedgerEntryView),
+    (status = 409, description = "idempotency_key_in_flight", body = Problem, content_type = "application/problem+json"),
     (status = 403, body = Problem, content_type = "application/problem+json"),
     (status = 404, body = Problem, content_type = "application/problem+json"),
     (status = 422, body = Problem, content_type = "application/problem+json"),
@@ -361,10 +365,19 @@ pub async fn contribute(
     user: AuthUser,
     rid: RequestId,
     id: web::Path<Uuid>,
+    key: IdempotencyKey,
+    req: HttpRequest,
     body: Json<ContributionBody>,
 ) -> ApiResult<HttpResponse> {
     user.require(&[Role::Clerk])?;
     let body = body.0;
+    let idem = Idem::new(
+        user.id,
+        "POST /v1/funds/{id}/contributions",
+        req.path(),
+        key,
+        &body,
+    );
     if body.amount.is_zero() {
         return Err(ApiError::validation("amount", "must be positive"));
     }
@@ -381,8 +394,11 @@ pub async fn contribute(
         Some(&centre.region_code),
         serde_json::json!({ "amount": body.amount, "value_date": body.value_date, "source": body.source.as_str(), "reference": body.reference }),
     );
-    let (entry, balance) = conn
+    let answer = conn
         .transaction::<_, ApiError, _>(async |conn| {
+            if let Seen::Replay(r) = idem.check(conn).await? {
+                return Ok(Err(r));
+            }
             repo::fund::lock(conn, fund.id)
                 .await?
                 .ok_or(ApiError::NotFound)?;
@@ -404,10 +420,15 @@ pub async fn contribute(
                 repo::fund::add_to_totals(conn, fund.id, body.amount.amount(), Decimal::ZERO)
                     .await?;
             repo::audit::record(conn, &event).await?;
-            Ok((entry, after.balance))
+            let view = entry_view(entry, after.balance)?;
+            idem.remember(conn, StatusCode::CREATED, &view).await?;
+            Ok(Ok(view))
         })
         .await?;
-    Ok(HttpResponse::Created().json(entry_view(entry, balance)?))
+    Ok(match answer {
+        Ok(view) => HttpResponse::Created().json(view),
+        Err(replay) => replay.into_response(),
+    })
 }
 
 /// Every movement of a fund's money, oldest first, with the running balance.

@@ -151,3 +151,95 @@ async fn bad_contributions_are_refused_and_other_centres_see_nothing() {
         "nothing refused may have been written"
     );
 }
+
+#[tokio::test]
+async fn contributions_are_idempotent_per_key() {
+    let app = spawn_app().await;
+    let desk = app.desk("1000.00").await;
+    let path = format!("/v1/funds/{}/contributions", desk.fund);
+    let send = |key: &'static str, amount: &'static str| {
+        let (http, url, token) = (app.http.clone(), app.url(&path), desk.entrant.clone());
+        async move {
+            http.post(url)
+                .bearer_auth(token)
+                .header("Idempotency-Key", key)
+                .json(&json!({"value_date": "2020-01-01", "amount": amount, "source": "county_finance"}))
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    // Ten concurrent sends of the same request: one is applied, the rest replay it or are
+    // told it is in flight; none is counted twice.
+    let answers = futures_util::future::join_all((0..10).map(|_| send("k-1", "500.00"))).await;
+    let mut ids = std::collections::BTreeSet::new();
+    for r in answers {
+        match r.status().as_u16() {
+            201 => {
+                let v: serde_json::Value = r.json().await.unwrap();
+                ids.insert(v["id"].as_i64().unwrap());
+            }
+            409 => {
+                assert_problem(r, 409, "idempotency_key_in_flight").await;
+            }
+            other => panic!("unexpected {other}"),
+        }
+    }
+    assert_eq!(ids.len(), 1, "every 201 must be the same entry");
+    // A retry after the first finished replays the very same answer.
+    let r = send("k-1", "500.00").await;
+    assert_eq!(r.status(), 201);
+    assert_eq!(r.headers()["idempotent-replayed"], "true");
+    let v: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(v["id"].as_i64().unwrap(), *ids.iter().next().unwrap());
+    assert_eq!(v["balance_after"], "1500.00");
+    // The same key with another body is refused.
+    let r = send("k-1", "600.00").await;
+    assert_problem(r, 422, "idempotency_key_reused").await;
+    // A failed request does not poison its key: refused for a future date, then fine.
+    let bad = app
+        .http
+        .post(app.url(&path))
+        .bearer_auth(&desk.entrant)
+        .header("Idempotency-Key", "k-2")
+        .json(&json!({"value_date": "2999-01-01", "amount": "1.00", "source": "other"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bad.status(), 422);
+    let r = send("k-2", "1.00").await;
+    assert_eq!(r.status(), 201);
+    let (_, pos) = app
+        .get_json(&format!("/v1/funds/{}", desk.fund), &desk.entrant)
+        .await;
+    assert_eq!(pos["balance"], "1501.00", "1,000.00 + 500.00 once + 1.00");
+    // Keys are per caller: another clerk's k-1 is a new request.
+    let other = app
+        .user_token(
+            "clerk.other",
+            "clerk",
+            json!({ "centre_id": desk.p.centre_nanchang }),
+        )
+        .await;
+    let r = app
+        .http
+        .post(app.url(&path))
+        .bearer_auth(&other)
+        .header("Idempotency-Key", "k-1")
+        .json(&json!({"value_date": "2020-01-01", "amount": "500.00", "source": "county_finance"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    assert!(r.headers().get("idempotent-replayed").is_none());
+    let r = app
+        .http
+        .post(app.url(&path))
+        .bearer_auth(&other)
+        .header("Idempotency-Key", "")
+        .json(&json!({"value_date": "2020-01-01", "amount": "1.00", "source": "other"}))
+        .send()
+        .await
+        .unwrap();
+    assert_problem(r, 400, "invalid_idempotency_key").await;
+}

@@ -7,6 +7,7 @@ pub mod borrower;
 pub mod centre;
 pub mod credit_community;
 pub mod fund;
+pub mod idempotency;
 pub mod loan;
 pub mod policy;
 pub mod region;

@@ -1,0 +1,178 @@
+//! `Idempotency-Key` for POSTs that create or move money. The key is scoped to the caller and
+//! the route, and fingerprints the request (path and canonical body). Inside the write's own
+//! transaction: the same key and request replays the first answer; the same key with another
+//! request is 422 `idempotency_key_reused`; a key whose first request is still running is 409
+//! `idempotency_key_in_flight`. The answer is stored in the same transaction as the change, so
+//! a failed (rolled back) request leaves nothing behind and its key can be used again.
+use crate::error::{ApiError, FieldError};
+use actix_web::dev::Payload;
+use actix_web::http::StatusCode;
+use actix_web::{FromRequest, HttpRequest, HttpResponse};
+use danbao_persistence::diesel_async::AsyncPgConnection;
+use danbao_persistence::repo;
+use danbao_persistence::repo::idempotency::IdempotencyRow;
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+use std::future::{ready, Ready};
+use uuid::Uuid;
+
+pub const HEADER: &str = "idempotency-key";
+pub const MAX_KEY_LEN: usize = 200;
+
+/// The request's `Idempotency-Key`, if it sent one.
+#[derive(Debug, Clone)]
+pub struct IdempotencyKey(pub Option<String>);
+
+impl FromRequest for IdempotencyKey {
+    type Error = ApiError;
+    type Future = Ready<Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let bad = |m: &str| ApiError::BadRequest {
+            code: "invalid_idempotency_key",
+            detail: format!("Idempotency-Key {m}"),
+            errors: vec![FieldError {
+                field: "Idempotency-Key".into(),
+                message: m.into(),
+            }],
+        };
+        ready(match req.headers().get(HEADER) {
+            None => Ok(IdempotencyKey(None)),
+            Some(v) => match v.to_str() {
+                Ok(s)
+                    if !s.trim().is_empty()
+                        && s.len() <= MAX_KEY_LEN
+                        && s.bytes().all(|b| (0x21..0x7f).contains(&b)) =>
+                {
+                    Ok(IdempotencyKey(Some(s.to_owned())))
+                }
+                _ => Err(bad("must be 1 to 200 visible ASCII characters")),
+            },
+        })
+    }
+}
+
+/// One request's idempotency context.
+pub struct Idem {
+    principal_id: Uuid,
+    route: &'static str,
+    key: Option<String>,
+    fingerprint: [u8; 32],
+}
+
+/// What `check` found.
+pub enum Seen {
+    /// No key, or a new one: do the work, then `remember`.
+    New,
+    /// The same request was answered before: send this again.
+    Replay(Replay),
+}
+
+/// A stored answer. (Plain data: it crosses the transaction, which must be `Send`.)
+pub struct Replay {
+    pub status: StatusCode,
+    pub body: serde_json::Value,
+}
+
+impl Replay {
+    pub fn into_response(self) -> HttpResponse {
+        HttpResponse::build(self.status)
+            .insert_header(("Idempotent-Replayed", "true"))
+            .json(self.body)
+    }
+}
+
+impl Idem {
+    /// `route` is the route pattern (`"POST /v1/funds/{id}/contributions"`); `path` the actual
+    /// path, which with the body makes the fingerprint.
+    pub fn new(
+        principal_id: Uuid,
+        route: &'static str,
+        path: &str,
+        key: IdempotencyKey,
+        body: &impl Serialize,
+    ) -> Self {
+        // serde_json's map is ordered by key, so equal bodies serialise equally.
+        let canonical =
+            serde_json::to_vec(&serde_json::to_value(body).unwrap_or_default()).unwrap_or_default();
+        let mut h = Sha256::new();
+        h.update(path.as_bytes());
+        h.update([0]);
+        h.update(&canonical);
+        Idem {
+            principal_id,
+            route,
+            key: key.0,
+            fingerprint: h.finalize().into(),
+        }
+    }
+
+    fn lock_id(&self, key: &str) -> i64 {
+        let mut h = Sha256::new();
+        for part in [
+            self.principal_id.as_bytes().as_slice(),
+            self.route.as_bytes(),
+            key.as_bytes(),
+        ] {
+            h.update(part);
+            h.update([0]);
+        }
+        let d = h.finalize();
+        i64::from_be_bytes([d[0], d[1], d[2], d[3], d[4], d[5], d[6], d[7]])
+    }
+
+    /// Call first inside the write's transaction.
+    pub async fn check(&self, conn: &mut AsyncPgConnection) -> Result<Seen, ApiError> {
+        let Some(key) = &self.key else {
+            return Ok(Seen::New);
+        };
+        if !repo::idempotency::try_lock(conn, self.lock_id(key)).await? {
+            return Err(ApiError::conflict(
+                "idempotency_key_in_flight",
+                "a request with this Idempotency-Key is still being processed; retry shortly",
+            ));
+        }
+        match repo::idempotency::find(conn, self.principal_id, self.route, key).await? {
+            None => Ok(Seen::New),
+            Some(row) if row.fingerprint == self.fingerprint => {
+                let status = u16::try_from(row.response_status)
+                    .ok()
+                    .and_then(|s| StatusCode::from_u16(s).ok())
+                    .unwrap_or(StatusCode::OK);
+                Ok(Seen::Replay(Replay {
+                    status,
+                    body: row.response_body,
+                }))
+            }
+            Some(_) => Err(ApiError::Rule {
+                status: StatusCode::UNPROCESSABLE_ENTITY,
+                code: "idempotency_key_reused",
+                detail: "this Idempotency-Key was used with a different request".into(),
+                errors: vec![FieldError {
+                    field: "Idempotency-Key".into(),
+                    message: "used with a different request".into(),
+                }],
+            }),
+        }
+    }
+
+    /// Call last inside the write's transaction, with the answer about to be sent.
+    pub async fn remember(
+        &self,
+        conn: &mut AsyncPgConnection,
+        status: StatusCode,
+        body: &impl Serialize,
+    ) -> Result<(), ApiError> {
+        let Some(key) = &self.key else { return Ok(()) };
+        let row = IdempotencyRow {
+            principal_id: self.principal_id,
+            route: self.route.to_owned(),
+            key: key.clone(),
+            fingerprint: self.fingerprint.to_vec(),
+            response_status: i16::try_from(status.as_u16()).unwrap_or(200),
+            response_body: serde_json::to_value(body).map_err(ApiError::internal)?,
+        };
+        repo::idempotency::insert(conn, &row).await?;
+        Ok(())
+    }
+}
