@@ -212,6 +212,10 @@ diesel::table! {
         released_on -> Nullable<Date>,
         created_at -> Timestamptz,
         updated_at -> Timestamptz,
+        disbursed_on -> Nullable<Date>,
+        maturity_date -> Nullable<Date>,
+        bank_account_no -> Nullable<Text>,
+        disbursed_by -> Nullable<Uuid>,
     }
 }
 
@@ -241,6 +245,59 @@ diesel::joinable!(loans -> funds (fund_id));
 diesel::joinable!(loans -> banks (bank_id));
 diesel::joinable!(loans -> policies (policy_id));
 
+diesel::table! {
+    instalments (loan_id, number) {
+        loan_id -> Uuid,
+        number -> Int4,
+        due_date -> Date,
+        principal -> Numeric,
+        interest -> Numeric,
+        created_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    repayments (id) {
+        id -> Uuid,
+        loan_id -> Uuid,
+        bank_id -> Uuid,
+        bank_reference -> Text,
+        value_date -> Date,
+        amount -> Numeric,
+        to_penalty -> Numeric,
+        to_interest -> Numeric,
+        to_principal -> Numeric,
+        created_by -> Uuid,
+        created_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    repayment_reversals (repayment_id) {
+        repayment_id -> Uuid,
+        reason -> Text,
+        value_date -> Date,
+        created_by -> Uuid,
+        created_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    repayment_allocations (id) {
+        id -> Int8,
+        repayment_id -> Uuid,
+        loan_id -> Uuid,
+        to_penalty -> Numeric,
+        to_interest -> Numeric,
+        to_principal -> Numeric,
+        created_at -> Timestamptz,
+    }
+}
+
+diesel::joinable!(instalments -> loans (loan_id));
+diesel::joinable!(repayments -> loans (loan_id));
+diesel::joinable!(repayment_reversals -> repayments (repayment_id));
+
 diesel::allow_tables_to_appear_in_same_query!(
     regions,
     centres,
@@ -255,4 +312,8 @@ diesel::allow_tables_to_appear_in_same_query!(
     borrowers,
     loans,
     idempotency_keys,
+    instalments,
+    repayments,
+    repayment_reversals,
+    repayment_allocations,
 );

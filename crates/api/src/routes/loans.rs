@@ -65,16 +65,33 @@ pub struct NewLoanBody {
     pub applied_on: Option<NaiveDate>,
 }
 
-/// A loan's money on a date.
+/// A loan's money on a date, computed from its stored schedule and the repayments that count
+/// (reversed ones left out). Zero before the disbursement.
 #[derive(Serialize, ToSchema)]
 pub struct LoanPosition {
     pub as_of: NaiveDate,
-    /// Principal the fund guarantees on `as_of` (approved and not released).
+    /// Principal the fund guarantees on `as_of`: principal − principal repaid, while the
+    /// guarantee is approved and not released.
     pub guaranteed_outstanding: Money,
     /// Principal the borrower owes the bank on `as_of`.
     pub outstanding_principal: Money,
+    /// Unpaid principal and interest of instalments past due (penalty interest not included).
     pub overdue_amount: Money,
+    pub overdue_principal: Money,
+    pub overdue_interest: Money,
+    /// Days past due of the oldest instalment past due and unpaid.
     pub days_past_due: u32,
+    pub principal_paid: Money,
+    pub interest_paid: Money,
+    pub penalty_paid: Money,
+    /// Penalty interest accrued and not yet paid.
+    pub accrued_penalty: Money,
+    /// Interest of the current period accrued and not yet paid.
+    pub accrued_interest: Money,
+    /// What a repayment dated `as_of` may at most be; it settles the loan.
+    pub payoff_amount: Money,
+    pub settled: bool,
+    pub settled_on: Option<NaiveDate>,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -108,13 +125,57 @@ pub struct LoanView {
     pub approved_on: Option<NaiveDate>,
     pub cancelled_on: Option<NaiveDate>,
     pub released_on: Option<NaiveDate>,
+    /// The day the bank paid the loan out; the schedule starts on it.
+    pub disbursed_on: Option<NaiveDate>,
+    pub maturity_date: Option<NaiveDate>,
+    /// The bank's own account number of the loan.
+    pub bank_account_no: Option<String>,
     pub created_at: DateTime<Utc>,
     pub position: LoanPosition,
 }
 
 fn loan_view(r: LoanRow, as_of: NaiveDate) -> ApiResult<LoanView> {
+    loan_view_with(r, as_of, None)
+}
+
+/// The view with the position `pos` (from `allocate`; `None` before the disbursement).
+pub(crate) fn loan_view_with(
+    r: LoanRow,
+    as_of: NaiveDate,
+    pos: Option<&danbao_domain::Position<Uuid>>,
+) -> ApiResult<LoanView> {
     let guaranteed =
         r.approved_on.is_some_and(|a| a <= as_of) && r.released_on.is_none_or(|rel| rel > as_of);
+    let principal_paid = pos.map_or(Money::ZERO, |p| p.principal_paid);
+    let zero = Money::ZERO;
+    let add = |a: Money, b: Money| {
+        a.checked_add(b)
+            .ok_or_else(|| ApiError::internal(anyhow::anyhow!("amount overflow")))
+    };
+    let position = LoanPosition {
+        as_of,
+        guaranteed_outstanding: if guaranteed {
+            money(r.principal)?.saturating_sub(principal_paid)
+        } else {
+            Money::ZERO
+        },
+        outstanding_principal: pos.map_or(zero, |p| p.outstanding_principal),
+        overdue_amount: match pos {
+            Some(p) => add(p.overdue_principal, p.overdue_interest)?,
+            None => zero,
+        },
+        overdue_principal: pos.map_or(zero, |p| p.overdue_principal),
+        overdue_interest: pos.map_or(zero, |p| p.overdue_interest),
+        days_past_due: pos.map_or(0, |p| p.days_past_due),
+        principal_paid,
+        interest_paid: pos.map_or(zero, |p| p.interest_paid),
+        penalty_paid: pos.map_or(zero, |p| p.penalty_paid),
+        accrued_penalty: pos.map_or(zero, |p| p.accrued_penalty),
+        accrued_interest: pos.map_or(zero, |p| p.accrued_interest),
+        payoff_amount: pos.map_or(zero, |p| p.payoff_amount),
+        settled: pos.is_some_and(|p| p.settled),
+        settled_on: pos.and_then(|p| p.settled_on),
+    };
     Ok(LoanView {
         id: r.id,
         borrower_id: r.borrower_id,
@@ -142,18 +203,11 @@ fn loan_view(r: LoanRow, as_of: NaiveDate) -> ApiResult<LoanView> {
         approved_on: r.approved_on,
         cancelled_on: r.cancelled_on,
         released_on: r.released_on,
+        disbursed_on: r.disbursed_on,
+        maturity_date: r.maturity_date,
+        bank_account_no: r.bank_account_no,
         created_at: r.created_at,
-        position: LoanPosition {
-            as_of,
-            guaranteed_outstanding: if guaranteed {
-                money(r.principal)?
-            } else {
-                Money::ZERO
-            },
-            outstanding_principal: Money::ZERO,
-            overdue_amount: Money::ZERO,
-            days_past_due: 0,
-        },
+        position,
     })
 }
 
@@ -191,7 +245,7 @@ fn age_on(birth: NaiveDate, on: NaiveDate) -> Option<u32> {
 }
 
 /// The loan, if the caller may see it; 404 otherwise.
-async fn visible_loan(
+pub(crate) async fn visible_loan(
     conn: &mut AsyncPgConnection,
     user: &AuthUser,
     id: Uuid,
@@ -397,6 +451,10 @@ pub async fn apply(
         released_on: None,
         created_at: Utc::now(),
         updated_at: Utc::now(),
+        disbursed_on: None,
+        maturity_date: None,
+        bank_account_no: None,
+        disbursed_by: None,
     };
     let event = Audit { principal: &user, request_id: &rid }.event(
         "loan.applied",
@@ -517,11 +575,7 @@ pub async fn list(
     let mut conn = state.conn().await?;
     let rows = repo::loan::list(&mut conn, &f, page.cursor_uuid()?, page.limit()?).await?;
     let next_cursor = super::next_cursor(&rows, |r| r.id.to_string());
-    let items = rows
-        .items
-        .into_iter()
-        .map(|r| loan_view(r, as_of))
-        .collect::<Result<Vec<_>, _>>()?;
+    let items = super::repayments::loans_with_positions(&mut conn, rows.items, as_of).await?;
     Ok(HttpResponse::Ok().json(Paged { items, next_cursor }))
 }
 
@@ -539,7 +593,9 @@ pub async fn get(
 ) -> ApiResult<HttpResponse> {
     let mut conn = state.conn().await?;
     let loan = visible_loan(&mut conn, &user, *id).await?;
-    Ok(HttpResponse::Ok().json(loan_view(loan, q.as_of.unwrap_or_else(|| state.today()))?))
+    let as_of = q.as_of.unwrap_or_else(|| state.today());
+    Ok(HttpResponse::Ok()
+        .json(super::repayments::loan_with_position(&mut conn, loan, as_of).await?))
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -596,7 +652,7 @@ fn four_eyes(user: &AuthUser, loan: &LoanRow) -> ApiResult<()> {
     Ok(())
 }
 
-fn invalid_state(loan: &LoanRow, action: &str) -> ApiError {
+pub(crate) fn invalid_state(loan: &LoanRow, action: &str) -> ApiError {
     ApiError::conflict(
         "invalid_state",
         format!("a loan in status {} cannot be {action}", loan.status),
@@ -916,18 +972,43 @@ pub async fn schedule(
         .map_err(|e| ApiError::internal(anyhow::anyhow!("{e}")))?;
     let convention = InterestConvention::from_str(&loan.interest_convention)
         .map_err(|e| ApiError::internal(anyhow::anyhow!("{e}")))?;
-    let start = loan.approved_on.unwrap_or(loan.applied_on);
-    let plan = build_schedule(
-        money(loan.principal)?,
-        Rate::from_decimal(loan.annual_rate)?,
-        u32::try_from(loan.term_months).unwrap_or(0),
-        method,
-        start,
-        convention,
-    )?;
+    // After the disbursement the schedule is the stored one, with what is paid as of today;
+    // before it, a provisional one counted from the approval (or application) date.
+    let books = super::repayments::Books::load(&mut conn, &loan).await?;
+    let provisional = books.is_none();
+    let (start, plan, paid) = match &books {
+        Some(b) => {
+            let pos = b.position_on(state.today().max(b.start))?;
+            let paid: Vec<(Money, Money)> = b
+                .schedule
+                .iter()
+                .map(|i| {
+                    pos.as_ref()
+                        .and_then(|p| p.instalment(i.number))
+                        .map_or((Money::ZERO, Money::ZERO), |x| {
+                            (x.principal_paid, x.interest_paid)
+                        })
+                })
+                .collect();
+            (b.start, b.schedule.clone(), paid)
+        }
+        None => {
+            let start = loan.approved_on.unwrap_or(loan.applied_on);
+            let plan = build_schedule(
+                money(loan.principal)?,
+                Rate::from_decimal(loan.annual_rate)?,
+                u32::try_from(loan.term_months).unwrap_or(0),
+                method,
+                start,
+                convention,
+            )?;
+            let paid = vec![(Money::ZERO, Money::ZERO); plan.len()];
+            (start, plan, paid)
+        }
+    };
     let mut totals = (Money::ZERO, Money::ZERO, Money::ZERO);
     let mut instalments = Vec::with_capacity(plan.len());
-    for i in plan {
+    for (i, (principal_paid, interest_paid)) in plan.into_iter().zip(paid) {
         let subsidy = subsidy_of(i.interest, share);
         totals.0 = totals.0.checked_add(i.principal).unwrap_or(totals.0);
         totals.1 = totals.1.checked_add(i.interest).unwrap_or(totals.1);
@@ -939,13 +1020,13 @@ pub async fn schedule(
             interest: i.interest,
             total: money(i.total())?,
             subsidy,
-            principal_paid: Money::ZERO,
-            interest_paid: Money::ZERO,
+            principal_paid,
+            interest_paid,
         });
     }
     Ok(HttpResponse::Ok().json(ScheduleView {
         loan_id: loan.id,
-        provisional: true,
+        provisional,
         start_date: start,
         schedule_method: loan.schedule_method,
         interest_convention: loan.interest_convention,

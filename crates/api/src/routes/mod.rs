@@ -12,6 +12,7 @@ pub mod loans;
 pub mod me;
 pub mod policies;
 pub mod regions;
+pub mod repayments;
 pub mod users;
 
 use utoipa_actix_web::service_config::ServiceConfig;
@@ -44,7 +45,8 @@ pub fn v1(cfg: &mut ServiceConfig) {
         .configure(funds::configure)
         .configure(credit_communities::configure)
         .configure(borrowers::configure)
-        .configure(loans::configure);
+        .configure(loans::configure)
+        .configure(repayments::configure);
 }
 
 pub fn unversioned(cfg: &mut ServiceConfig) {

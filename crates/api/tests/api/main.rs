@@ -8,4 +8,5 @@ mod funds;
 mod helpers;
 mod loans;
 mod openapi;
+mod repayments;
 mod scope;

@@ -38,6 +38,14 @@ pub struct LoanRow {
     pub created_at: DateTime<Utc>,
     #[diesel(skip_insertion)]
     pub updated_at: DateTime<Utc>,
+    #[diesel(skip_insertion)]
+    pub disbursed_on: Option<NaiveDate>,
+    #[diesel(skip_insertion)]
+    pub maturity_date: Option<NaiveDate>,
+    #[diesel(skip_insertion)]
+    pub bank_account_no: Option<String>,
+    #[diesel(skip_insertion)]
+    pub disbursed_by: Option<Uuid>,
 }
 
 impl std::fmt::Debug for LoanRow {

@@ -9,4 +9,5 @@ pub mod fund;
 pub mod loan;
 pub mod policy;
 pub mod region;
+pub mod repayment;
 pub mod user;

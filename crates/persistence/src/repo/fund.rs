@@ -1,5 +1,5 @@
 use crate::models::fund::{FundRow, LedgerEntryRow, NewFund, NewLedgerEntry};
-use crate::schema::{centres, fund_ledger_entries, funds, loans};
+use crate::schema::{centres, fund_ledger_entries, funds};
 use chrono::NaiveDate;
 use diesel::dsl::sum;
 use diesel::prelude::*;
@@ -126,24 +126,35 @@ pub async fn contributions_as_of(
         .map(Option::unwrap_or_default)
 }
 
-/// Guaranteed principal on `as_of`: loans approved by then and not yet released.
+#[derive(diesel::QueryableByName)]
+struct Total {
+    #[diesel(sql_type = diesel::sql_types::Numeric)]
+    total: Decimal,
+}
+
+/// Guaranteed principal on `as_of`: of the loans approved by then and not yet released, the
+/// principal not yet repaid by then (reversed repayments do not count).
 pub async fn outstanding_as_of(
     conn: &mut AsyncPgConnection,
     id: Uuid,
     as_of: NaiveDate,
 ) -> QueryResult<Decimal> {
-    loans::table
-        .filter(loans::fund_id.eq(id))
-        .filter(loans::approved_on.le(as_of))
-        .filter(
-            loans::released_on
-                .is_null()
-                .or(loans::released_on.gt(as_of)),
-        )
-        .select(sum(loans::principal))
-        .first::<Option<Decimal>>(conn)
-        .await
-        .map(Option::unwrap_or_default)
+    diesel::sql_query(
+        "SELECT COALESCE(SUM(l.principal - COALESCE(p.repaid, 0)), 0) AS total
+         FROM loans l
+         LEFT JOIN LATERAL (
+           SELECT SUM(a.to_principal) AS repaid
+           FROM repayments r JOIN repayment_allocations_current a ON a.repayment_id = r.id
+           WHERE r.loan_id = l.id AND r.value_date <= $2
+             AND NOT EXISTS (SELECT 1 FROM repayment_reversals v WHERE v.repayment_id = r.id)
+         ) p ON TRUE
+         WHERE l.fund_id = $1 AND l.approved_on <= $2 AND (l.released_on IS NULL OR l.released_on > $2)",
+    )
+    .bind::<diesel::sql_types::Uuid, _>(id)
+    .bind::<diesel::sql_types::Date, _>(as_of)
+    .get_result::<Total>(conn)
+    .await
+    .map(|t| t.total)
 }
 
 /// The ledger, oldest first, with each entry's running balance.

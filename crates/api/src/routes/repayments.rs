@@ -1,0 +1,826 @@
+//! Money after approval, as the bank reports it: the disbursement (the schedule is fixed on its
+//! date), repayments (allocated by the domain's `allocate`, oldest instalment first) and their
+//! reversals (冲正: a correcting entry, never a delete).
+//!
+//! Every write takes the fund's lock and then the loan's (the house's lock order), so the
+//! fund's `outstanding_guaranteed` (principal − principal repaid of its approved and active
+//! loans) moves in the same transaction as the repayment that moves it, and concurrent reports
+//! on one loan are applied one after the other.
+use super::funds::money;
+use super::loans::{invalid_state, loan_view_with, visible_loan, LoanPosition, LoanView};
+use crate::auth::{AuthUser, Role};
+use crate::context::{Audit, RequestId};
+use crate::error::{ApiError, ApiResult};
+use crate::extract::{Json, Paged};
+use crate::idempotency::{Idem, IdempotencyKey, Seen};
+use crate::state::AppState;
+use actix_web::http::StatusCode;
+use actix_web::{get, post, web, HttpRequest, HttpResponse};
+use chrono::{DateTime, NaiveDate, Utc};
+use danbao_domain::{
+    allocate, build_schedule, Instalment, InterestConvention, Money, Position, Rate, Repayment,
+    ScheduleMethod,
+};
+use danbao_persistence::diesel::result::{DatabaseErrorKind, Error as DieselError};
+use danbao_persistence::diesel_async::{AsyncConnection, AsyncPgConnection};
+use danbao_persistence::models::loan::LoanRow;
+use danbao_persistence::models::policy::PolicyRow;
+use danbao_persistence::models::repayment::{
+    AllocationRow, InstalmentRow, RepaymentRow, ReversalRow,
+};
+use danbao_persistence::repo;
+use danbao_persistence::repo::repayment::Disbursement;
+use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use std::str::FromStr;
+use utoipa::ToSchema;
+use utoipa_actix_web::service_config::ServiceConfig;
+use uuid::Uuid;
+
+type Problem = crate::error::Problem;
+
+pub fn configure(cfg: &mut ServiceConfig) {
+    cfg.service(disburse)
+        .service(record)
+        .service(list)
+        .service(reverse);
+}
+
+fn internal(e: impl std::fmt::Display) -> ApiError {
+    ApiError::internal(anyhow::anyhow!("{e}"))
+}
+
+/// A loan's books: its stored schedule and its repayments (with the reversed flag), in two
+/// queries, plus the penalty rate of its policy.
+pub struct Books {
+    pub start: NaiveDate,
+    pub schedule: Vec<Instalment>,
+    pub penalty_rate: Decimal,
+    pub repayments: Vec<(RepaymentRow, bool)>,
+}
+
+impl Books {
+    /// `None` before the disbursement: there is no schedule yet.
+    pub async fn load(conn: &mut AsyncPgConnection, loan: &LoanRow) -> ApiResult<Option<Books>> {
+        if loan.disbursed_on.is_none() {
+            return Ok(None);
+        }
+        let policy = repo::policy::find(conn, loan.policy_id)
+            .await?
+            .ok_or_else(|| internal("policy missing"))?;
+        let instalments = repo::repayment::instalments_of(conn, loan.id).await?;
+        let repayments = repo::repayment::repayments_of(conn, loan.id).await?;
+        Books::from_rows(loan, &policy, &instalments, repayments)
+    }
+
+    /// From rows already loaded: `instalments` and `repayments` of this loan only.
+    fn from_rows(
+        loan: &LoanRow,
+        policy: &PolicyRow,
+        instalments: &[InstalmentRow],
+        repayments: Vec<(RepaymentRow, bool)>,
+    ) -> ApiResult<Option<Books>> {
+        let Some(start) = loan.disbursed_on else {
+            return Ok(None);
+        };
+        let penalty_rate = policy
+            .to_domain()
+            .map_err(internal)?
+            .penalty_rate(Rate::from_decimal(loan.annual_rate)?);
+        let schedule = instalments
+            .iter()
+            .map(|i| {
+                Ok(Instalment {
+                    number: u32::try_from(i.number).map_err(internal)?,
+                    due_date: i.due_date,
+                    principal: money(i.principal)?,
+                    interest: money(i.interest)?,
+                })
+            })
+            .collect::<ApiResult<Vec<_>>>()?;
+        Ok(Some(Books {
+            start,
+            schedule,
+            penalty_rate,
+            repayments,
+        }))
+    }
+
+    /// The repayments that count (not reversed), optionally without one and with one more.
+    fn counting(&self, without: Option<Uuid>) -> ApiResult<Vec<Repayment<Uuid>>> {
+        self.repayments
+            .iter()
+            .filter(|(r, reversed)| !reversed && Some(r.id) != without)
+            .map(|(r, _)| {
+                Ok(Repayment {
+                    id: r.id,
+                    value_date: r.value_date,
+                    amount: money(r.amount)?,
+                })
+            })
+            .collect()
+    }
+
+    fn position(
+        &self,
+        repayments: &[Repayment<Uuid>],
+        as_of: NaiveDate,
+    ) -> ApiResult<Position<Uuid>> {
+        Ok(allocate(
+            self.start,
+            &self.schedule,
+            self.penalty_rate,
+            repayments,
+            as_of,
+        )?)
+    }
+
+    /// The position on `as_of` from every repayment that counts; `None` before the
+    /// disbursement date.
+    pub fn position_on(&self, as_of: NaiveDate) -> ApiResult<Option<Position<Uuid>>> {
+        if as_of < self.start {
+            return Ok(None);
+        }
+        self.position(&self.counting(None)?, as_of).map(Some)
+    }
+}
+
+/// The loan with its position on `as_of`, computed from its books (constant query count).
+pub async fn loan_with_position(
+    conn: &mut AsyncPgConnection,
+    loan: LoanRow,
+    as_of: NaiveDate,
+) -> ApiResult<LoanView> {
+    let pos = match Books::load(conn, &loan).await? {
+        Some(b) => b.position_on(as_of)?,
+        None => None,
+    };
+    loan_view_with(loan, as_of, pos.as_ref())
+}
+
+/// Loans with their positions on `as_of`, in three queries for the whole page.
+pub async fn loans_with_positions(
+    conn: &mut AsyncPgConnection,
+    loans: Vec<LoanRow>,
+    as_of: NaiveDate,
+) -> ApiResult<Vec<LoanView>> {
+    let disbursed: Vec<Uuid> = loans
+        .iter()
+        .filter(|l| l.disbursed_on.is_some())
+        .map(|l| l.id)
+        .collect();
+    if disbursed.is_empty() {
+        return loans
+            .into_iter()
+            .map(|l| loan_view_with(l, as_of, None))
+            .collect();
+    }
+    let policy_ids: Vec<Uuid> = loans.iter().map(|l| l.policy_id).collect();
+    let many = repo::repayment::books_of_many(conn, &disbursed, &policy_ids).await?;
+    let mut instalments: HashMap<Uuid, Vec<InstalmentRow>> = HashMap::new();
+    for i in many.instalments {
+        instalments.entry(i.loan_id).or_default().push(i);
+    }
+    let mut repayments: HashMap<Uuid, Vec<(RepaymentRow, bool)>> = HashMap::new();
+    for r in many.repayments {
+        repayments.entry(r.0.loan_id).or_default().push(r);
+    }
+    let policies: HashMap<Uuid, PolicyRow> = many.policies.into_iter().map(|p| (p.id, p)).collect();
+    loans
+        .into_iter()
+        .map(|l| {
+            let pos = match policies.get(&l.policy_id) {
+                Some(policy) if l.disbursed_on.is_some() => Books::from_rows(
+                    &l,
+                    policy,
+                    instalments.get(&l.id).map_or(&[][..], Vec::as_slice),
+                    repayments.remove(&l.id).unwrap_or_default(),
+                )?
+                .map(|b| b.position_on(as_of))
+                .transpose()?
+                .flatten(),
+                _ => None,
+            };
+            loan_view_with(l, as_of, pos.as_ref())
+        })
+        .collect()
+}
+
+/// Appends the allocation of every repayment whose allocation `pos` changed (a new repayment
+/// has none yet), so that the current allocations always add up to the position.
+async fn reallocate(
+    conn: &mut AsyncPgConnection,
+    loan_id: Uuid,
+    pos: &Position<Uuid>,
+) -> ApiResult<()> {
+    let current: HashMap<Uuid, AllocationRow> =
+        repo::repayment::current_allocations(conn, &[loan_id])
+            .await?
+            .into_iter()
+            .map(|a| (a.repayment_id, a))
+            .collect();
+    let changed: Vec<AllocationRow> = pos
+        .allocations
+        .iter()
+        .map(|a| AllocationRow {
+            repayment_id: a.repayment_id,
+            loan_id,
+            to_penalty: a.to_penalty.amount(),
+            to_interest: a.to_interest.amount(),
+            to_principal: a.to_principal.amount(),
+        })
+        .filter(|a| current.get(&a.repayment_id) != Some(a))
+        .collect();
+    repo::repayment::append_allocations(conn, &changed).await?;
+    Ok(())
+}
+
+/// The latest of today and every value date: the day on which everything reported counts.
+fn horizon(today: NaiveDate, repayments: &[Repayment<Uuid>]) -> NaiveDate {
+    repayments
+        .iter()
+        .map(|r| r.value_date)
+        .fold(today, NaiveDate::max)
+}
+
+// ---- disbursement ---------------------------------------------------------------------------
+
+#[derive(Deserialize, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DisbursementBody {
+    /// The day the bank paid the loan out: not before the approval, not after today. The
+    /// schedule starts on it.
+    pub value_date: NaiveDate,
+    /// The bank's own account number of the loan; unique per bank.
+    #[schema(min_length = 1, max_length = 64, example = "6228480012345678")]
+    pub bank_account_no: String,
+}
+
+/// Report the disbursement (the loan's bank only). The loan becomes `active` and its schedule
+/// is fixed from `value_date`. Send an `Idempotency-Key` to make retries safe.
+#[utoipa::path(tag = "repayments", params(("id" = Uuid, Path), ("Idempotency-Key" = Option<String>, Header, description = "makes retries safe: the same key and body replay the first answer")), request_body = DisbursementBody, responses(
+    (status = 200, body = LoanView),
+    (status = 403, description = "not a bank", body = Problem, content_type = "application/problem+json"),
+    (status = 404, body = Problem, content_type = "application/problem+json"),
+    (status = 409, description = "invalid_state (not approved), already_exists (account number), idempotency_key_in_flight", body = Problem, content_type = "application/problem+json"),
+    (status = 422, body = Problem, content_type = "application/problem+json"),
+))]
+#[post("/loans/{id}/disbursement")]
+pub async fn disburse(
+    state: web::Data<AppState>,
+    user: AuthUser,
+    rid: RequestId,
+    id: web::Path<Uuid>,
+    key: IdempotencyKey,
+    req: HttpRequest,
+    body: Json<DisbursementBody>,
+) -> ApiResult<HttpResponse> {
+    user.require(&[Role::Bank])?;
+    let body = body.0;
+    let idem = Idem::new(
+        user.id,
+        "POST /v1/loans/{id}/disbursement",
+        req.path(),
+        key,
+        &body,
+    );
+    let today = state.today();
+    if body.value_date > today {
+        return Err(ApiError::validation(
+            "value_date",
+            "must not be after today (business time zone)",
+        ));
+    }
+    super::regions::check_name("bank_account_no", &body.bank_account_no, 64)?;
+    let account = body.bank_account_no.trim().to_owned();
+    let mut conn = state.conn().await?;
+    let loan = visible_loan(&mut conn, &user, *id).await?;
+    let centre = super::funds::centre_of(&mut conn, loan.centre_id).await?;
+    let event = Audit { principal: &user, request_id: &rid }.event(
+        "loan.disbursed",
+        "loan",
+        loan.id,
+        Some(&centre.region_code),
+        serde_json::json!({ "value_date": body.value_date, "bank_account_no": account, "principal": money(loan.principal)? }),
+    );
+    let loan_id = loan.id;
+    let answer = conn
+        .transaction::<_, ApiError, _>(async |conn| {
+            if let Seen::Replay(r) = idem.check(conn).await? {
+                return Ok(Err(r));
+            }
+            let loan = repo::loan::lock(conn, loan_id)
+                .await?
+                .ok_or(ApiError::NotFound)?;
+            if loan.status != "approved" {
+                return Err(invalid_state(&loan, "disbursed"));
+            }
+            if loan.approved_on.is_some_and(|a| body.value_date < a) {
+                return Err(ApiError::validation(
+                    "value_date",
+                    format!(
+                        "must not be before the approval ({})",
+                        loan.approved_on.unwrap_or_default()
+                    ),
+                ));
+            }
+            let plan = build_schedule(
+                money(loan.principal)?,
+                Rate::from_decimal(loan.annual_rate)?,
+                u32::try_from(loan.term_months).map_err(internal)?,
+                ScheduleMethod::from_str(&loan.schedule_method).map_err(internal)?,
+                body.value_date,
+                InterestConvention::from_str(&loan.interest_convention).map_err(internal)?,
+            )?;
+            let maturity = plan
+                .last()
+                .map(|i| i.due_date)
+                .ok_or_else(|| internal("empty schedule"))?;
+            let rows: Vec<InstalmentRow> = plan
+                .iter()
+                .map(|i| InstalmentRow {
+                    loan_id: loan.id,
+                    number: i32::try_from(i.number).unwrap_or(i32::MAX),
+                    due_date: i.due_date,
+                    principal: i.principal.amount(),
+                    interest: i.interest.amount(),
+                })
+                .collect();
+            let row = repo::repayment::disburse(
+                conn,
+                loan.id,
+                &Disbursement {
+                    value_date: body.value_date,
+                    maturity_date: maturity,
+                    bank_account_no: &account,
+                    by: user.id,
+                },
+            )
+            .await?;
+            repo::repayment::insert_instalments(conn, &rows).await?;
+            repo::audit::record(conn, &event).await?;
+            let view = loan_with_position(conn, row, today.max(body.value_date)).await?;
+            idem.remember(conn, StatusCode::OK, &view).await?;
+            Ok(Ok(view))
+        })
+        .await?;
+    Ok(match answer {
+        Ok(view) => HttpResponse::Ok().json(view),
+        Err(replay) => replay.into_response(),
+    })
+}
+
+// ---- repayments -----------------------------------------------------------------------------
+
+#[derive(Deserialize, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RepaymentBody {
+    /// The bank's own reference of the payment; unique per bank. Sending the same reference
+    /// with the same content again answers with the first repayment.
+    #[schema(min_length = 1, max_length = 64, example = "JXRCU-20261127-000001")]
+    pub bank_reference: String,
+    /// The day the borrower paid: not before the disbursement, not after today.
+    pub value_date: NaiveDate,
+    pub amount: Money,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct RepaymentView {
+    pub id: Uuid,
+    pub loan_id: Uuid,
+    pub bank_id: Uuid,
+    pub bank_reference: String,
+    pub value_date: NaiveDate,
+    pub amount: Money,
+    /// Where the money goes now: penalty interest, interest, principal. (A later backdated
+    /// repayment or a reversal can move it: the oldest instalment is always paid first.)
+    pub to_penalty: Money,
+    pub to_interest: Money,
+    pub to_principal: Money,
+    /// Reversed by a correcting entry: it no longer counts.
+    pub reversed: bool,
+    pub created_by: Uuid,
+    pub created_at: DateTime<Utc>,
+}
+
+/// The view with its current allocation (`current`), or the booked one when it has none.
+fn repayment_view(
+    r: RepaymentRow,
+    reversed: bool,
+    current: Option<&AllocationRow>,
+) -> ApiResult<RepaymentView> {
+    let (to_penalty, to_interest, to_principal) = match current {
+        Some(a) => (a.to_penalty, a.to_interest, a.to_principal),
+        None => (r.to_penalty, r.to_interest, r.to_principal),
+    };
+    Ok(RepaymentView {
+        id: r.id,
+        loan_id: r.loan_id,
+        bank_id: r.bank_id,
+        bank_reference: r.bank_reference,
+        value_date: r.value_date,
+        amount: money(r.amount)?,
+        to_penalty: money(to_penalty)?,
+        to_interest: money(to_interest)?,
+        to_principal: money(to_principal)?,
+        reversed,
+        created_by: r.created_by,
+        created_at: r.created_at,
+    })
+}
+
+/// A repayment (or reversal) and the loan's position after it.
+#[derive(Serialize, ToSchema)]
+pub struct RepaymentAnswer {
+    #[serde(flatten)]
+    pub repayment: RepaymentView,
+    /// The loan's status after it.
+    pub loan_status: String,
+    pub position: LoanPosition,
+}
+
+/// Report a repayment (the loan's bank only). Allocated to the oldest due instalment first
+/// (penalty interest, interest, principal), the rest early against principal from the last
+/// instalment; more than everything owed is refused (422 `overpayment`). Paying the loan off
+/// settles it and releases its guarantee; every yuan of principal repaid gives the fund its
+/// headroom back. A repeated `bank_reference` with the same content answers 200 with the
+/// first repayment; with other content, 409 `duplicate_reference`.
+#[utoipa::path(tag = "repayments", params(("id" = Uuid, Path), ("Idempotency-Key" = Option<String>, Header, description = "makes retries safe: the same key and body replay the first answer")), request_body = RepaymentBody, responses(
+    (status = 201, body = RepaymentAnswer),
+    (status = 200, description = "the same bank_reference with the same content: the first repayment", body = RepaymentAnswer),
+    (status = 403, body = Problem, content_type = "application/problem+json"),
+    (status = 404, body = Problem, content_type = "application/problem+json"),
+    (status = 409, description = "duplicate_reference, invalid_state, idempotency_key_in_flight", body = Problem, content_type = "application/problem+json"),
+    (status = 422, description = "validation_failed, overpayment, idempotency_key_reused", body = Problem, content_type = "application/problem+json"),
+))]
+#[post("/loans/{id}/repayments")]
+pub async fn record(
+    state: web::Data<AppState>,
+    user: AuthUser,
+    rid: RequestId,
+    id: web::Path<Uuid>,
+    key: IdempotencyKey,
+    req: HttpRequest,
+    body: Json<RepaymentBody>,
+) -> ApiResult<HttpResponse> {
+    user.require(&[Role::Bank])?;
+    let body = body.0;
+    let idem = Idem::new(
+        user.id,
+        "POST /v1/loans/{id}/repayments",
+        req.path(),
+        key,
+        &body,
+    );
+    let today = state.today();
+    super::regions::check_name("bank_reference", &body.bank_reference, 64)?;
+    let reference = body.bank_reference.trim().to_owned();
+    if body.amount.is_zero() {
+        return Err(ApiError::validation("amount", "must be positive"));
+    }
+    if body.value_date > today {
+        return Err(ApiError::validation(
+            "value_date",
+            "must not be after today (business time zone)",
+        ));
+    }
+    let mut conn = state.conn().await?;
+    let loan = visible_loan(&mut conn, &user, *id).await?;
+    let centre = super::funds::centre_of(&mut conn, loan.centre_id).await?;
+    let new_id = Uuid::now_v7();
+    let audit = Audit {
+        principal: &user,
+        request_id: &rid,
+    };
+    let (loan_id, fund_id) = (loan.id, loan.fund_id);
+    let answer = conn
+        .transaction::<_, ApiError, _>(async |conn| {
+            if let Seen::Replay(r) = idem.check(conn).await? {
+                return Ok(Err(r));
+            }
+            // Lock order everywhere: fund, then loan.
+            repo::fund::lock(conn, fund_id)
+                .await?
+                .ok_or(ApiError::NotFound)?;
+            let loan = repo::loan::lock(conn, loan_id)
+                .await?
+                .ok_or(ApiError::NotFound)?;
+            if let Some(first) =
+                repo::repayment::find_by_reference(conn, loan.bank_id, &reference).await?
+            {
+                if first.loan_id == loan.id
+                    && first.value_date == body.value_date
+                    && first.amount == body.amount.amount()
+                {
+                    let answer = answer_for(conn, loan, first.id, today).await?;
+                    idem.remember(conn, StatusCode::OK, &answer).await?;
+                    return Ok(Ok((StatusCode::OK, answer)));
+                }
+                return Err(ApiError::conflict(
+                    "duplicate_reference",
+                    format!(
+                        "bank_reference {reference} was already reported with other content (loan, value date or amount)"
+                    ),
+                ));
+            }
+            if loan.status != "active" && loan.status != "settled" {
+                return Err(invalid_state(&loan, "repaid"));
+            }
+            let books = Books::load(conn, &loan)
+                .await?
+                .ok_or_else(|| invalid_state(&loan, "repaid"))?;
+            if body.value_date < books.start {
+                return Err(ApiError::validation(
+                    "value_date",
+                    format!("must not be before the disbursement ({})", books.start),
+                ));
+            }
+            let mut counting = books.counting(None)?;
+            let new = Repayment {
+                id: new_id,
+                value_date: body.value_date,
+                amount: body.amount,
+            };
+            counting.push(new);
+            let as_of = horizon(today, &counting);
+            let after = books.position(&counting, as_of)?;
+            counting.pop();
+            let before = books.position(&counting, as_of)?;
+            let alloc = after
+                .allocations
+                .iter()
+                .find(|a| a.repayment_id == new_id)
+                .ok_or_else(|| internal("the new repayment was not allocated"))?;
+            let row = repo::repayment::insert(
+                conn,
+                &RepaymentRow {
+                    id: new_id,
+                    loan_id: loan.id,
+                    bank_id: loan.bank_id,
+                    bank_reference: reference.clone(),
+                    value_date: body.value_date,
+                    amount: body.amount.amount(),
+                    to_penalty: alloc.to_penalty.amount(),
+                    to_interest: alloc.to_interest.amount(),
+                    to_principal: alloc.to_principal.amount(),
+                    created_by: user.id,
+                    created_at: Utc::now(),
+                },
+            )
+            .await
+            .map_err(|e| match &e {
+                // Only a report on another loan (so under another fund's lock) can race us to
+                // the reference: different content, whatever else it carries.
+                DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, info)
+                    if info.constraint_name() == Some("repayments_bank_reference_key") =>
+                {
+                    ApiError::conflict(
+                        "duplicate_reference",
+                        format!("bank_reference {reference} was already reported with other content"),
+                    )
+                }
+                _ => ApiError::from(e),
+            })?;
+            reallocate(conn, loan.id, &after).await?;
+            let repaid = after.principal_paid.amount() - before.principal_paid.amount();
+            if !repaid.is_zero() {
+                repo::fund::add_to_totals(conn, fund_id, Decimal::ZERO, -repaid).await?;
+            }
+            let loan = if after.settled && loan.status == "active" {
+                repo::repayment::set_settled(conn, loan.id, after.settled_on.or(Some(body.value_date)))
+                    .await?
+            } else {
+                loan
+            };
+            let event = audit.event(
+                "repayment.recorded",
+                "loan",
+                loan.id,
+                Some(&centre.region_code),
+                serde_json::json!({ "repayment_id": row.id, "bank_reference": reference, "value_date": body.value_date,
+                    "amount": body.amount, "to_penalty": alloc.to_penalty, "to_interest": alloc.to_interest,
+                    "to_principal": alloc.to_principal, "settled": after.settled }),
+            );
+            repo::audit::record(conn, &event).await?;
+            let answer = RepaymentAnswer {
+                repayment: repayment_view(row, false, None)?,
+                loan_status: loan.status.clone(),
+                position: loan_view_with(loan, today, Some(&after))?.position,
+            };
+            idem.remember(conn, StatusCode::CREATED, &answer).await?;
+            Ok(Ok((StatusCode::CREATED, answer)))
+        })
+        .await?;
+    Ok(match answer {
+        Ok((status, a)) => HttpResponse::build(status).json(a),
+        Err(replay) => replay.into_response(),
+    })
+}
+
+/// The answer for an existing repayment: it and the loan's current position.
+async fn answer_for(
+    conn: &mut AsyncPgConnection,
+    loan: LoanRow,
+    repayment_id: Uuid,
+    today: NaiveDate,
+) -> ApiResult<RepaymentAnswer> {
+    let books = Books::load(conn, &loan)
+        .await?
+        .ok_or_else(|| internal("repayment of an undisbursed loan"))?;
+    let (row, reversed) = books
+        .repayments
+        .iter()
+        .find(|(r, _)| r.id == repayment_id)
+        .cloned()
+        .ok_or_else(|| internal("repayment missing"))?;
+    let counting = books.counting(None)?;
+    let pos = books.position(&counting, horizon(today, &counting))?;
+    let current = repo::repayment::current_allocations(conn, &[loan.id])
+        .await?
+        .into_iter()
+        .find(|a| a.repayment_id == repayment_id);
+    Ok(RepaymentAnswer {
+        repayment: repayment_view(row, reversed, current.as_ref())?,
+        loan_status: loan.status.clone(),
+        position: loan_view_with(loan, today, Some(&pos))?.position,
+    })
+}
+
+/// A loan's repayments in booking order, reversed ones included and flagged.
+#[utoipa::path(tag = "repayments", params(("id" = Uuid, Path)), responses(
+    (status = 200, body = Paged<RepaymentView>),
+    (status = 404, body = Problem, content_type = "application/problem+json"),
+))]
+#[get("/loans/{id}/repayments")]
+pub async fn list(
+    state: web::Data<AppState>,
+    user: AuthUser,
+    id: web::Path<Uuid>,
+) -> ApiResult<HttpResponse> {
+    let mut conn = state.conn().await?;
+    let loan = visible_loan(&mut conn, &user, *id).await?;
+    let current: HashMap<Uuid, AllocationRow> =
+        repo::repayment::current_allocations(&mut conn, &[loan.id])
+            .await?
+            .into_iter()
+            .map(|a| (a.repayment_id, a))
+            .collect();
+    let items = repo::repayment::repayments_of(&mut conn, loan.id)
+        .await?
+        .into_iter()
+        .map(|(r, reversed)| {
+            let c = current.get(&r.id);
+            repayment_view(r, reversed, c)
+        })
+        .collect::<ApiResult<Vec<_>>>()?;
+    Ok(HttpResponse::Ok().json(Paged {
+        items,
+        next_cursor: None,
+    }))
+}
+
+// ---- reversal -------------------------------------------------------------------------------
+
+#[derive(Deserialize, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReversalBody {
+    #[schema(min_length = 1, max_length = 500, example = "wrong amount keyed")]
+    pub reason: String,
+    /// The day of the correction (default today); not after today.
+    pub value_date: Option<NaiveDate>,
+}
+
+/// Reverse a repayment (the loan's bank only): a correcting entry with a reason; the
+/// repayment stays visible, flagged `reversed`, and the position is recomputed without it. A
+/// settled loan becomes active again and the fund's outstanding guaranteed moves back.
+#[utoipa::path(tag = "repayments", params(("id" = Uuid, Path), ("Idempotency-Key" = Option<String>, Header, description = "makes retries safe: the same key and body replay the first answer")), request_body = ReversalBody, responses(
+    (status = 200, body = RepaymentAnswer),
+    (status = 403, body = Problem, content_type = "application/problem+json"),
+    (status = 404, body = Problem, content_type = "application/problem+json"),
+    (status = 409, description = "already_reversed, idempotency_key_in_flight", body = Problem, content_type = "application/problem+json"),
+    (status = 422, body = Problem, content_type = "application/problem+json"),
+))]
+#[post("/repayments/{id}/reversal")]
+pub async fn reverse(
+    state: web::Data<AppState>,
+    user: AuthUser,
+    rid: RequestId,
+    id: web::Path<Uuid>,
+    key: IdempotencyKey,
+    req: HttpRequest,
+    body: Json<ReversalBody>,
+) -> ApiResult<HttpResponse> {
+    user.require(&[Role::Bank])?;
+    let body = body.0;
+    let idem = Idem::new(
+        user.id,
+        "POST /v1/repayments/{id}/reversal",
+        req.path(),
+        key,
+        &body,
+    );
+    let today = state.today();
+    super::regions::check_name("reason", &body.reason, 500)?;
+    let reason = body.reason.trim().to_owned();
+    let on = body.value_date.unwrap_or(today);
+    if on > today {
+        return Err(ApiError::validation(
+            "value_date",
+            "must not be after today (business time zone)",
+        ));
+    }
+    let mut conn = state.conn().await?;
+    let repayment = repo::repayment::find(&mut conn, *id)
+        .await?
+        .ok_or(ApiError::NotFound)?;
+    let loan = visible_loan(&mut conn, &user, repayment.loan_id).await?;
+    let centre = super::funds::centre_of(&mut conn, loan.centre_id).await?;
+    let audit = Audit {
+        principal: &user,
+        request_id: &rid,
+    };
+    let (loan_id, fund_id, repayment_id) = (loan.id, loan.fund_id, repayment.id);
+    let answer = conn
+        .transaction::<_, ApiError, _>(async |conn| {
+            if let Seen::Replay(r) = idem.check(conn).await? {
+                return Ok(Err(r));
+            }
+            repo::fund::lock(conn, fund_id)
+                .await?
+                .ok_or(ApiError::NotFound)?;
+            let loan = repo::loan::lock(conn, loan_id)
+                .await?
+                .ok_or(ApiError::NotFound)?;
+            if repo::repayment::reversal_of(conn, repayment_id)
+                .await?
+                .is_some()
+            {
+                return Err(ApiError::conflict(
+                    "already_reversed",
+                    "this repayment has already been reversed",
+                ));
+            }
+            if on < repayment.value_date {
+                return Err(ApiError::validation(
+                    "value_date",
+                    format!("must not be before the repayment ({})", repayment.value_date),
+                ));
+            }
+            let books = Books::load(conn, &loan)
+                .await?
+                .ok_or_else(|| internal("repayment of an undisbursed loan"))?;
+            let with = books.counting(None)?;
+            let without = books.counting(Some(repayment_id))?;
+            let as_of = horizon(today, &with);
+            let before = books.position(&with, as_of)?;
+            let after = books.position(&without, as_of)?;
+            repo::repayment::insert_reversal(
+                conn,
+                &ReversalRow {
+                    repayment_id,
+                    reason: reason.clone(),
+                    value_date: on,
+                    created_by: user.id,
+                    created_at: Utc::now(),
+                },
+            )
+            .await?;
+            reallocate(conn, loan.id, &after).await?;
+            // Principal no longer repaid is guaranteed again.
+            let back = before.principal_paid.amount() - after.principal_paid.amount();
+            if !back.is_zero() {
+                repo::fund::add_to_totals(conn, fund_id, Decimal::ZERO, back).await?;
+            }
+            let loan = match (loan.status.as_str(), after.settled) {
+                ("settled", false) => repo::repayment::set_settled(conn, loan.id, None).await?,
+                ("active", true) => {
+                    repo::repayment::set_settled(conn, loan.id, after.settled_on.or(Some(on)))
+                        .await?
+                }
+                _ => loan,
+            };
+            let event = audit.event(
+                "repayment.reversed",
+                "loan",
+                loan.id,
+                Some(&centre.region_code),
+                serde_json::json!({ "repayment_id": repayment_id, "bank_reference": repayment.bank_reference,
+                    "amount": money(repayment.amount)?, "reason": reason, "value_date": on,
+                    "principal_back": money(back.max(Decimal::ZERO))? }),
+            );
+            repo::audit::record(conn, &event).await?;
+            let answer = RepaymentAnswer {
+                repayment: repayment_view(repayment.clone(), true, None)?,
+                loan_status: loan.status.clone(),
+                position: loan_view_with(loan, today, Some(&after))?.position,
+            };
+            idem.remember(conn, StatusCode::OK, &answer).await?;
+            Ok(Ok(answer))
+        })
+        .await?;
+    Ok(match answer {
+        Ok(a) => HttpResponse::Ok().json(a),
+        Err(replay) => replay.into_response(),
+    })
+}

@@ -1,0 +1,225 @@
+//! Disbursement, the stored schedule, repayments and reversals. The caller holds the locks
+//! (fund, then loan) and owns the transaction.
+use crate::models::loan::LoanRow;
+use crate::models::policy::PolicyRow;
+use crate::models::repayment::{AllocationRow, InstalmentRow, RepaymentRow, ReversalRow};
+use crate::schema::{
+    instalments, loans, policies, repayment_allocations, repayment_reversals, repayments,
+};
+use chrono::NaiveDate;
+use diesel::prelude::*;
+use diesel::QueryResult;
+use diesel_async::{AsyncPgConnection, RunQueryDsl};
+use uuid::Uuid;
+
+pub struct Disbursement<'a> {
+    pub value_date: NaiveDate,
+    pub maturity_date: NaiveDate,
+    pub bank_account_no: &'a str,
+    pub by: Uuid,
+}
+
+/// Marks an approved loan active, disbursed on `d.value_date`.
+pub async fn disburse(
+    conn: &mut AsyncPgConnection,
+    id: Uuid,
+    d: &Disbursement<'_>,
+) -> QueryResult<LoanRow> {
+    diesel::update(loans::table.find(id))
+        .set((
+            loans::status.eq("active"),
+            loans::disbursed_on.eq(d.value_date),
+            loans::maturity_date.eq(d.maturity_date),
+            loans::bank_account_no.eq(d.bank_account_no),
+            loans::disbursed_by.eq(d.by),
+            loans::updated_at.eq(diesel::dsl::now),
+        ))
+        .returning(LoanRow::as_returning())
+        .get_result(conn)
+        .await
+}
+
+/// `settled_on` Some: the loan is settled and its guarantee released on that day; None: active.
+pub async fn set_settled(
+    conn: &mut AsyncPgConnection,
+    id: Uuid,
+    settled_on: Option<NaiveDate>,
+) -> QueryResult<LoanRow> {
+    diesel::update(loans::table.find(id))
+        .set((
+            loans::status.eq(if settled_on.is_some() {
+                "settled"
+            } else {
+                "active"
+            }),
+            loans::released_on.eq(settled_on),
+            loans::updated_at.eq(diesel::dsl::now),
+        ))
+        .returning(LoanRow::as_returning())
+        .get_result(conn)
+        .await
+}
+
+pub async fn insert_instalments(
+    conn: &mut AsyncPgConnection,
+    rows: &[InstalmentRow],
+) -> QueryResult<usize> {
+    diesel::insert_into(instalments::table)
+        .values(rows)
+        .execute(conn)
+        .await
+}
+
+pub async fn instalments_of(
+    conn: &mut AsyncPgConnection,
+    loan_id: Uuid,
+) -> QueryResult<Vec<InstalmentRow>> {
+    instalments::table
+        .filter(instalments::loan_id.eq(loan_id))
+        .order(instalments::number.asc())
+        .select(InstalmentRow::as_select())
+        .load(conn)
+        .await
+}
+
+/// A loan's repayments in booking order, each with whether it was reversed: one query.
+pub async fn repayments_of(
+    conn: &mut AsyncPgConnection,
+    loan_id: Uuid,
+) -> QueryResult<Vec<(RepaymentRow, bool)>> {
+    repayments::table
+        .left_join(repayment_reversals::table)
+        .filter(repayments::loan_id.eq(loan_id))
+        .order((repayments::created_at.asc(), repayments::id.asc()))
+        .select((
+            RepaymentRow::as_select(),
+            repayment_reversals::repayment_id.nullable().is_not_null(),
+        ))
+        .load(conn)
+        .await
+}
+
+pub async fn find(conn: &mut AsyncPgConnection, id: Uuid) -> QueryResult<Option<RepaymentRow>> {
+    repayments::table
+        .find(id)
+        .select(RepaymentRow::as_select())
+        .first(conn)
+        .await
+        .optional()
+}
+
+pub async fn find_by_reference(
+    conn: &mut AsyncPgConnection,
+    bank_id: Uuid,
+    reference: &str,
+) -> QueryResult<Option<RepaymentRow>> {
+    repayments::table
+        .filter(repayments::bank_id.eq(bank_id))
+        .filter(repayments::bank_reference.eq(reference))
+        .select(RepaymentRow::as_select())
+        .first(conn)
+        .await
+        .optional()
+}
+
+pub async fn insert(conn: &mut AsyncPgConnection, row: &RepaymentRow) -> QueryResult<RepaymentRow> {
+    diesel::insert_into(repayments::table)
+        .values(row)
+        .returning(RepaymentRow::as_returning())
+        .get_result(conn)
+        .await
+}
+
+pub async fn reversal_of(
+    conn: &mut AsyncPgConnection,
+    repayment_id: Uuid,
+) -> QueryResult<Option<ReversalRow>> {
+    repayment_reversals::table
+        .find(repayment_id)
+        .select(ReversalRow::as_select())
+        .first(conn)
+        .await
+        .optional()
+}
+
+pub async fn insert_reversal(
+    conn: &mut AsyncPgConnection,
+    row: &ReversalRow,
+) -> QueryResult<ReversalRow> {
+    diesel::insert_into(repayment_reversals::table)
+        .values(row)
+        .returning(ReversalRow::as_returning())
+        .get_result(conn)
+        .await
+}
+
+/// The books of several loans at once (for a page of loans): schedules, repayments with the
+/// reversed flag, and their policies; three queries whatever the number of loans.
+pub struct ManyBooks {
+    pub instalments: Vec<InstalmentRow>,
+    pub repayments: Vec<(RepaymentRow, bool)>,
+    pub policies: Vec<PolicyRow>,
+}
+
+pub async fn books_of_many(
+    conn: &mut AsyncPgConnection,
+    loan_ids: &[Uuid],
+    policy_ids: &[Uuid],
+) -> QueryResult<ManyBooks> {
+    let instalments = instalments::table
+        .filter(instalments::loan_id.eq_any(loan_ids))
+        .order((instalments::loan_id.asc(), instalments::number.asc()))
+        .select(InstalmentRow::as_select())
+        .load(conn)
+        .await?;
+    let repayments = repayments::table
+        .left_join(repayment_reversals::table)
+        .filter(repayments::loan_id.eq_any(loan_ids))
+        .order((repayments::created_at.asc(), repayments::id.asc()))
+        .select((
+            RepaymentRow::as_select(),
+            repayment_reversals::repayment_id.nullable().is_not_null(),
+        ))
+        .load(conn)
+        .await?;
+    let policies = policies::table
+        .filter(policies::id.eq_any(policy_ids))
+        .select(PolicyRow::as_select())
+        .load(conn)
+        .await?;
+    Ok(ManyBooks {
+        instalments,
+        repayments,
+        policies,
+    })
+}
+
+/// The current allocation of each repayment of the loans: one query.
+pub async fn current_allocations(
+    conn: &mut AsyncPgConnection,
+    loan_ids: &[Uuid],
+) -> QueryResult<Vec<AllocationRow>> {
+    repayment_allocations::table
+        .filter(repayment_allocations::loan_id.eq_any(loan_ids))
+        .distinct_on(repayment_allocations::repayment_id)
+        .order((
+            repayment_allocations::repayment_id.asc(),
+            repayment_allocations::id.desc(),
+        ))
+        .select(AllocationRow::as_select())
+        .load(conn)
+        .await
+}
+
+pub async fn append_allocations(
+    conn: &mut AsyncPgConnection,
+    rows: &[AllocationRow],
+) -> QueryResult<usize> {
+    if rows.is_empty() {
+        return Ok(0);
+    }
+    diesel::insert_into(repayment_allocations::table)
+        .values(rows)
+        .execute(conn)
+        .await
+}
