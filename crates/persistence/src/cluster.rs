@@ -137,10 +137,23 @@ fn io_err(context: impl Into<String>) -> impl FnOnce(io::Error) -> ClusterError 
     move |source| ClusterError::Io { context, source }
 }
 
-/// Finds a directory holding the server programs `initdb` and `postgres`: first the ones on
-/// PATH (symlinks resolved, as Debian links them into /usr/bin or /usr/local/bin), then
-/// `pg_config --bindir`, then the highest version under `/usr/lib/postgresql/*/bin`.
+/// Environment variable naming the PostgreSQL bin directory to use, overriding the search
+/// (to pick one of several installed versions).
+pub const BINDIR_ENV: &str = "DANBAO_PG_BINDIR";
+
+/// Finds a directory holding the server programs `initdb` and `postgres`: `DANBAO_PG_BINDIR`
+/// if set (and then only it), else the ones on PATH (symlinks resolved, as Debian links them
+/// into /usr/bin or /usr/local/bin), then `pg_config --bindir`, then the highest version
+/// under `/usr/lib/postgresql/*/bin`.
 pub fn find_bindir() -> Result<PathBuf, ClusterError> {
+    if let Some(dir) = std::env::var_os(BINDIR_ENV).filter(|d| !d.is_empty()) {
+        let dir = PathBuf::from(dir);
+        return if has_server_programs(&dir) {
+            Ok(dir)
+        } else {
+            Err(ClusterError::NoBinaries)
+        };
+    }
     bindir_from_path()
         .or_else(bindir_from_pg_config)
         .or_else(bindir_from_debian_layout)
