@@ -210,6 +210,17 @@ pub struct PageParams {
     pub cursor: Option<String>,
 }
 
+fn invalid_cursor() -> ApiError {
+    ApiError::BadRequest {
+        code: "invalid_query",
+        detail: "cursor is not one this service handed out".to_owned(),
+        errors: vec![FieldError {
+            field: "cursor".into(),
+            message: "invalid cursor".into(),
+        }],
+    }
+}
+
 pub const DEFAULT_LIMIT: i64 = 50;
 pub const MAX_LIMIT: i64 = 500;
 
@@ -230,32 +241,21 @@ impl PageParams {
     }
 
     pub fn cursor_uuid(&self) -> Result<Option<uuid::Uuid>, ApiError> {
-        self.cursor
-            .as_deref()
-            .map(|c| {
-                uuid::Uuid::parse_str(c).map_err(|_| ApiError::BadRequest {
-                    code: "invalid_query",
-                    detail: "cursor is not one this service handed out".to_owned(),
-                    errors: vec![FieldError {
-                        field: "cursor".into(),
-                        message: "invalid cursor".into(),
-                    }],
-                })
-            })
+        self.cursor()
+            .map(|c| uuid::Uuid::parse_str(c).map_err(|_| invalid_cursor()))
             .transpose()
     }
-}
 
-impl PageParams {
     /// The cursor of lists ordered by a numeric id (ledger entries, audit events).
     pub fn cursor_i64(&self) -> Result<Option<i64>, ApiError> {
-        self.cursor
-            .as_deref()
-            .map(|c| {
-                c.parse::<i64>()
-                    .map_err(|_| ApiError::validation("cursor", "invalid cursor"))
-            })
+        self.cursor()
+            .map(|c| c.parse::<i64>().map_err(|_| invalid_cursor()))
             .transpose()
+    }
+
+    /// An empty `cursor=` is the same as none (the first page).
+    fn cursor(&self) -> Option<&str> {
+        self.cursor.as_deref().filter(|c| !c.is_empty())
     }
 }
 

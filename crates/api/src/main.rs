@@ -202,7 +202,13 @@ async fn create_user(url: &str, a: CreateUserArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn serve(db_args: DbArgs, a: ServeArgs) -> anyhow::Result<()> {
+async fn serve(db_args: DbArgs, mut a: ServeArgs) -> anyhow::Result<()> {
+    // An empty variable (`DANBAO_ADMIN_PASSWORD=`) means "not set", not an empty secret.
+    for secret in [&mut a.admin_password, &mut a.jwt_secret, &mut a.data_key] {
+        if secret.as_deref().is_some_and(|s| s.is_empty()) {
+            *secret = None;
+        }
+    }
     let embedded = db_args
         .database_url
         .as_deref()
