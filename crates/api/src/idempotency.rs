@@ -19,9 +19,15 @@ use uuid::Uuid;
 pub const HEADER: &str = "idempotency-key";
 pub const MAX_KEY_LEN: usize = 200;
 
-/// The request's `Idempotency-Key`, if it sent one.
+/// The request's `Idempotency-Key`, if it sent one, with the route and path it came on, so
+/// that handlers need not repeat them.
 #[derive(Debug, Clone)]
-pub struct IdempotencyKey(pub Option<String>);
+pub struct IdempotencyKey {
+    pub key: Option<String>,
+    /// Method and route pattern, e.g. `POST /v1/funds/{id}/contributions`.
+    pub route: String,
+    pub path: String,
+}
 
 impl FromRequest for IdempotencyKey {
     type Error = ApiError;
@@ -36,26 +42,32 @@ impl FromRequest for IdempotencyKey {
                 message: m.into(),
             }],
         };
-        ready(match req.headers().get(HEADER) {
-            None => Ok(IdempotencyKey(None)),
+        let key = match req.headers().get(HEADER) {
+            None => None,
             Some(v) => match v.to_str() {
                 Ok(s)
                     if !s.trim().is_empty()
                         && s.len() <= MAX_KEY_LEN
                         && s.bytes().all(|b| (0x21..0x7f).contains(&b)) =>
                 {
-                    Ok(IdempotencyKey(Some(s.to_owned())))
+                    Some(s.to_owned())
                 }
-                _ => Err(bad("must be 1 to 200 visible ASCII characters")),
+                _ => return ready(Err(bad("must be 1 to 200 visible ASCII characters"))),
             },
-        })
+        };
+        let pattern = req.match_pattern().unwrap_or_else(|| req.path().to_owned());
+        ready(Ok(IdempotencyKey {
+            key,
+            route: format!("{} {pattern}", req.method()),
+            path: req.path().to_owned(),
+        }))
     }
 }
 
 /// One request's idempotency context.
 pub struct Idem {
     principal_id: Uuid,
-    route: &'static str,
+    route: String,
     key: Option<String>,
     fingerprint: [u8; 32],
 }
@@ -83,26 +95,19 @@ impl Replay {
 }
 
 impl Idem {
-    /// `route` is the route pattern (`"POST /v1/funds/{id}/contributions"`); `path` the actual
-    /// path, which with the body makes the fingerprint.
-    pub fn new(
-        principal_id: Uuid,
-        route: &'static str,
-        path: &str,
-        key: IdempotencyKey,
-        body: &impl Serialize,
-    ) -> Self {
+    /// The fingerprint is the actual path and the canonical body.
+    pub fn new(principal_id: Uuid, key: IdempotencyKey, body: &impl Serialize) -> Self {
         // serde_json's map is ordered by key, so equal bodies serialise equally.
         let canonical =
             serde_json::to_vec(&serde_json::to_value(body).unwrap_or_default()).unwrap_or_default();
         let mut h = Sha256::new();
-        h.update(path.as_bytes());
+        h.update(key.path.as_bytes());
         h.update([0]);
         h.update(&canonical);
         Idem {
             principal_id,
-            route,
-            key: key.0,
+            route: key.route,
+            key: key.key,
             fingerprint: h.finalize().into(),
         }
     }
@@ -132,7 +137,7 @@ impl Idem {
                 "a request with this Idempotency-Key is still being processed; retry shortly",
             ));
         }
-        match repo::idempotency::find(conn, self.principal_id, self.route, key).await? {
+        match repo::idempotency::find(conn, self.principal_id, &self.route, key).await? {
             None => Ok(Seen::New),
             Some(row) if row.fingerprint == self.fingerprint => {
                 let status = u16::try_from(row.response_status)
@@ -166,7 +171,7 @@ impl Idem {
         let Some(key) = &self.key else { return Ok(()) };
         let row = IdempotencyRow {
             principal_id: self.principal_id,
-            route: self.route.to_owned(),
+            route: self.route.clone(),
             key: key.clone(),
             fingerprint: self.fingerprint.to_vec(),
             response_status: i16::try_from(status.as_u16()).unwrap_or(200),

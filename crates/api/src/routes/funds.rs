@@ -6,7 +6,7 @@ use crate::extract::{AsOf, Json, PageParams, Paged, Query};
 use crate::idempotency::{Idem, IdempotencyKey, Seen};
 use crate::state::AppState;
 use actix_web::http::StatusCode;
-use actix_web::{get, post, web, HttpRequest, HttpResponse};
+use actix_web::{get, post, web, HttpResponse};
 use chrono::{DateTime, NaiveDate, Utc};
 use danbao_domain::{capacity, Money, RegionCode};
 use danbao_persistence::diesel_async::{AsyncConnection, AsyncPgConnection};
@@ -366,18 +366,11 @@ pub async fn contribute(
     rid: RequestId,
     id: web::Path<Uuid>,
     key: IdempotencyKey,
-    req: HttpRequest,
     body: Json<ContributionBody>,
 ) -> ApiResult<HttpResponse> {
     user.require(&[Role::Clerk])?;
     let body = body.0;
-    let idem = Idem::new(
-        user.id,
-        "POST /v1/funds/{id}/contributions",
-        req.path(),
-        key,
-        &body,
-    );
+    let idem = Idem::new(user.id, key, &body);
     if body.amount.is_zero() {
         return Err(ApiError::validation("amount", "must be positive"));
     }

@@ -15,7 +15,7 @@ use crate::extract::{Json, Paged};
 use crate::idempotency::{Idem, IdempotencyKey, Seen};
 use crate::state::AppState;
 use actix_web::http::StatusCode;
-use actix_web::{get, post, web, HttpRequest, HttpResponse};
+use actix_web::{get, post, web, HttpResponse};
 use chrono::{DateTime, NaiveDate, Utc};
 use danbao_domain::{
     allocate, build_schedule, Instalment, InterestConvention, Money, Position, Rate, Repayment,
@@ -273,18 +273,11 @@ pub async fn disburse(
     rid: RequestId,
     id: web::Path<Uuid>,
     key: IdempotencyKey,
-    req: HttpRequest,
     body: Json<DisbursementBody>,
 ) -> ApiResult<HttpResponse> {
     user.require(&[Role::Bank])?;
     let body = body.0;
-    let idem = Idem::new(
-        user.id,
-        "POST /v1/loans/{id}/disbursement",
-        req.path(),
-        key,
-        &body,
-    );
+    let idem = Idem::new(user.id, key, &body);
     let today = state.today();
     if body.value_date > today {
         return Err(ApiError::validation(
@@ -461,18 +454,11 @@ pub async fn record(
     rid: RequestId,
     id: web::Path<Uuid>,
     key: IdempotencyKey,
-    req: HttpRequest,
     body: Json<RepaymentBody>,
 ) -> ApiResult<HttpResponse> {
     user.require(&[Role::Bank])?;
     let body = body.0;
-    let idem = Idem::new(
-        user.id,
-        "POST /v1/loans/{id}/repayments",
-        req.path(),
-        key,
-        &body,
-    );
+    let idem = Idem::new(user.id, key, &body);
     let today = state.today();
     super::regions::check_name("bank_reference", &body.bank_reference, 64)?;
     let reference = body.bank_reference.trim().to_owned();
@@ -708,18 +694,11 @@ pub async fn reverse(
     rid: RequestId,
     id: web::Path<Uuid>,
     key: IdempotencyKey,
-    req: HttpRequest,
     body: Json<ReversalBody>,
 ) -> ApiResult<HttpResponse> {
     user.require(&[Role::Bank])?;
     let body = body.0;
-    let idem = Idem::new(
-        user.id,
-        "POST /v1/repayments/{id}/reversal",
-        req.path(),
-        key,
-        &body,
-    );
+    let idem = Idem::new(user.id, key, &body);
     let today = state.today();
     super::regions::check_name("reason", &body.reason, 500)?;
     let reason = body.reason.trim().to_owned();
