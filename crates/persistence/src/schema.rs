@@ -216,6 +216,7 @@ diesel::table! {
         maturity_date -> Nullable<Date>,
         bank_account_no -> Nullable<Text>,
         disbursed_by -> Nullable<Uuid>,
+        schedule_version -> Int2,
     }
 }
 
@@ -246,15 +247,87 @@ diesel::joinable!(loans -> banks (bank_id));
 diesel::joinable!(loans -> policies (policy_id));
 
 diesel::table! {
-    instalments (loan_id, number) {
+    instalments (loan_id, version, number) {
         loan_id -> Uuid,
         number -> Int4,
         due_date -> Date,
         principal -> Numeric,
         interest -> Numeric,
         created_at -> Timestamptz,
+        version -> Int2,
     }
 }
+
+diesel::table! {
+    loan_extensions (loan_id) {
+        loan_id -> Uuid,
+        agreed_on -> Date,
+        months -> Int4,
+        old_maturity -> Date,
+        new_maturity -> Date,
+        first_extended -> Int4,
+        rescheduled_principal -> Numeric,
+        reason -> Text,
+        created_by -> Uuid,
+        created_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    compensation_claims (id) {
+        id -> Uuid,
+        loan_id -> Uuid,
+        bank_id -> Uuid,
+        fund_id -> Uuid,
+        filed_on -> Date,
+        days_past_due -> Int4,
+        outstanding_principal -> Numeric,
+        overdue_interest -> Numeric,
+        fund_share -> Numeric,
+        claimed_amount -> Numeric,
+        filed_by -> Uuid,
+        created_at -> Timestamptz,
+        status -> Text,
+        approved_on -> Nullable<Date>,
+        approved_by -> Nullable<Uuid>,
+        paid_amount -> Nullable<Numeric>,
+        ledger_entry_id -> Nullable<Int8>,
+    }
+}
+
+diesel::table! {
+    recoveries (id) {
+        id -> Uuid,
+        loan_id -> Uuid,
+        claim_id -> Uuid,
+        value_date -> Date,
+        amount -> Numeric,
+        to_fund -> Numeric,
+        reference -> Text,
+        ledger_entry_id -> Nullable<Int8>,
+        created_by -> Uuid,
+        created_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    write_offs (loan_id) {
+        loan_id -> Uuid,
+        claim_id -> Uuid,
+        written_off_on -> Date,
+        compensation_paid -> Numeric,
+        recovered_to_fund -> Numeric,
+        loss -> Numeric,
+        reason -> Text,
+        created_by -> Uuid,
+        created_at -> Timestamptz,
+    }
+}
+
+diesel::joinable!(loan_extensions -> loans (loan_id));
+diesel::joinable!(compensation_claims -> loans (loan_id));
+diesel::joinable!(recoveries -> loans (loan_id));
+diesel::joinable!(write_offs -> loans (loan_id));
 
 diesel::table! {
     repayments (id) {
@@ -316,4 +389,8 @@ diesel::allow_tables_to_appear_in_same_query!(
     repayments,
     repayment_reversals,
     repayment_allocations,
+    loan_extensions,
+    compensation_claims,
+    recoveries,
+    write_offs,
 );

@@ -455,6 +455,7 @@ pub async fn apply(
         maturity_date: None,
         bank_account_no: None,
         disbursed_by: None,
+        schedule_version: 1,
     };
     let event = Audit { principal: &user, request_id: &rid }.event(
         "loan.applied",
@@ -487,7 +488,14 @@ pub struct LoanQuery {
     pub region: Option<String>,
     /// Date of each loan's position (default today).
     pub as_of: Option<NaiveDate>,
+    /// `true`: only active loans with something past due on `as_of`; `false`: only loans
+    /// with nothing past due then.
+    pub overdue: Option<bool>,
 }
+
+/// Pages of loans scanned at most per request when filtering on `overdue`: a page may come
+/// back short, with a `next_cursor` to go on from.
+const OVERDUE_SCAN_PAGES: usize = 20;
 
 const STATUSES: &[&str] = &[
     "applied",
@@ -499,6 +507,41 @@ const STATUSES: &[&str] = &[
     "compensated",
     "written_off",
 ];
+
+/// The caller's scope narrows whatever was asked: a filter can never widen it. `None`: the
+/// caller asked for something wholly outside its scope (an empty answer, not an error).
+pub(crate) fn narrow_to_scope(
+    user: &AuthUser,
+    mut f: LoanFilter,
+    region: Option<&danbao_domain::RegionCode>,
+) -> Option<LoanFilter> {
+    match &user.scope {
+        Scope::All => {}
+        Scope::Centre(c) => {
+            if f.centre_id.is_some_and(|x| x != *c) {
+                return None;
+            }
+            f.centre_id = Some(*c);
+        }
+        Scope::Bank(b) => {
+            if f.bank_id.is_some_and(|x| x != *b) {
+                return None;
+            }
+            f.bank_id = Some(*b);
+        }
+        Scope::Region(r) => match region {
+            Some(asked) if !r.contains(asked) => {
+                if !asked.contains(r) {
+                    return None;
+                }
+                f.region_prefix = Some(r.subtree_prefix().to_owned());
+            }
+            Some(_) => {}
+            None => f.region_prefix = Some(r.subtree_prefix().to_owned()),
+        },
+    }
+    Some(f)
+}
 
 /// Loans the caller may see: a clerk its centre's, a bank its own, a supervisor its region's.
 #[utoipa::path(tag = "loans", params(PageParams, LoanQuery), responses(
@@ -528,54 +571,71 @@ pub async fn list(
                 .map_err(|_| ApiError::validation("region", "must be a six-digit GB/T 2260 code"))
         })
         .transpose()?;
-    let mut f = LoanFilter {
+    let f = LoanFilter {
         status: q.status.clone(),
         bank_id: q.bank_id,
         centre_id: q.centre_id,
         borrower_id: q.borrower_id,
         fund_id: q.fund_id,
         region_prefix: region.as_ref().map(|r| r.subtree_prefix().to_owned()),
+        ..LoanFilter::default()
     };
-    // The caller's scope narrows whatever was asked: a filter can never widen it.
-    match &user.scope {
-        Scope::All => {}
-        Scope::Centre(c) => {
-            if f.centre_id.is_some_and(|x| x != *c) {
-                return Ok(HttpResponse::Ok().json(Paged::<LoanView> {
-                    items: vec![],
-                    next_cursor: None,
-                }));
-            }
-            f.centre_id = Some(*c);
-        }
-        Scope::Bank(b) => {
-            if f.bank_id.is_some_and(|x| x != *b) {
-                return Ok(HttpResponse::Ok().json(Paged::<LoanView> {
-                    items: vec![],
-                    next_cursor: None,
-                }));
-            }
-            f.bank_id = Some(*b);
-        }
-        Scope::Region(r) => match &region {
-            Some(asked) if !r.contains(asked) => {
-                if !asked.contains(r) {
-                    return Ok(HttpResponse::Ok().json(Paged::<LoanView> {
-                        items: vec![],
-                        next_cursor: None,
-                    }));
-                }
-                f.region_prefix = Some(r.subtree_prefix().to_owned());
-            }
-            Some(_) => {}
-            None => f.region_prefix = Some(r.subtree_prefix().to_owned()),
-        },
-    }
+    let Some(mut f) = narrow_to_scope(&user, f, region.as_ref()) else {
+        return Ok(HttpResponse::Ok().json(Paged::<LoanView> {
+            items: vec![],
+            next_cursor: None,
+        }));
+    };
     let as_of = q.as_of.unwrap_or_else(|| state.today());
     let mut conn = state.conn().await?;
-    let rows = repo::loan::list(&mut conn, &f, page.cursor_uuid()?, page.limit()?).await?;
-    let next_cursor = super::next_cursor(&rows, |r| r.id.to_string());
-    let items = super::repayments::loans_with_positions(&mut conn, rows.items, as_of).await?;
+    let Some(overdue) = q.overdue else {
+        let rows = repo::loan::list(&mut conn, &f, page.cursor_uuid()?, page.limit()?).await?;
+        let next_cursor = super::next_cursor(&rows, |r| r.id.to_string());
+        let items = super::repayments::loans_with_positions(&mut conn, rows.items, as_of).await?;
+        return Ok(HttpResponse::Ok().json(Paged { items, next_cursor }));
+    };
+    // Days past due come from each loan's position, so the filter runs on positions, page
+    // by page; only an active loan can be past due.
+    if overdue {
+        if f.status.as_deref().is_some_and(|s| s != "active") {
+            return Ok(HttpResponse::Ok().json(Paged::<LoanView> {
+                items: vec![],
+                next_cursor: None,
+            }));
+        }
+        f.status = Some("active".into());
+    }
+    let limit = page.limit()?;
+    let want = usize::try_from(limit).unwrap_or(0);
+    let mut cursor = page.cursor_uuid()?;
+    let mut items = Vec::new();
+    let mut next_cursor = None;
+    for _ in 0..OVERDUE_SCAN_PAGES {
+        let rows = repo::loan::list(&mut conn, &f, cursor, limit).await?;
+        let has_more = rows.has_more;
+        cursor = rows.items.last().map(|r| r.id);
+        let views = super::repayments::loans_with_positions(&mut conn, rows.items, as_of).await?;
+        let mut full = false;
+        for v in views {
+            if (v.position.days_past_due > 0) != overdue {
+                continue;
+            }
+            if items.len() == want {
+                full = true;
+                break;
+            }
+            items.push(v);
+        }
+        if full {
+            next_cursor = items.last().map(|v: &LoanView| v.id.to_string());
+            break;
+        }
+        if !has_more {
+            next_cursor = None;
+            break;
+        }
+        next_cursor = cursor.map(|c| c.to_string());
+    }
     Ok(HttpResponse::Ok().json(Paged { items, next_cursor }))
 }
 
@@ -910,6 +970,16 @@ pub async fn cancel(
     Ok(HttpResponse::Ok().json(loan_view(row, state.today())?))
 }
 
+/// What is paid of one instalment on the schedule's `as_of`.
+#[derive(Clone, Default)]
+struct Paid {
+    principal: Money,
+    interest: Money,
+    penalty: Money,
+    paid_on: Option<NaiveDate>,
+    days_past_due: u32,
+}
+
 #[derive(Serialize, ToSchema)]
 pub struct InstalmentView {
     pub number: u32,
@@ -923,11 +993,21 @@ pub struct InstalmentView {
     pub subsidy: Money,
     pub principal_paid: Money,
     pub interest_paid: Money,
+    /// Penalty interest accrued on its overdue principal up to `as_of`.
+    pub penalty: Money,
+    /// The day nothing was owed on it any more (as of `as_of`).
+    pub paid_on: Option<NaiveDate>,
+    /// Days past due on `as_of`; 0 once paid and up to the due date.
+    pub days_past_due: u32,
+    /// In the extension period (展期): no subsidy.
+    pub extended: bool,
 }
 
 #[derive(Serialize, ToSchema)]
 pub struct ScheduleView {
     pub loan_id: Uuid,
+    /// The date of the paid amounts and days past due.
+    pub as_of: NaiveDate,
     /// True until the bank reports the disbursement: dates are counted from the approval
     /// (or application) date and will move to the disbursement date.
     pub provisional: bool,
@@ -940,8 +1020,9 @@ pub struct ScheduleView {
     pub total_subsidy: Money,
 }
 
-/// The loan's instalments: principal, interest, the subsidised share, what is paid.
-#[utoipa::path(tag = "loans", params(("id" = Uuid, Path)), responses(
+/// The loan's instalments: principal, interest, the subsidised share, what is paid and how
+/// late each one is on `as_of` (default today). After an extension, the new schedule.
+#[utoipa::path(tag = "loans", params(("id" = Uuid, Path), AsOf), responses(
     (status = 200, body = ScheduleView),
     (status = 404, body = Problem, content_type = "application/problem+json"),
 ))]
@@ -950,9 +1031,18 @@ pub async fn schedule(
     state: web::Data<AppState>,
     user: AuthUser,
     id: web::Path<Uuid>,
+    q: Query<AsOf>,
 ) -> ApiResult<HttpResponse> {
+    let as_of = q.as_of.unwrap_or_else(|| state.today());
     let mut conn = state.conn().await?;
     let loan = visible_loan(&mut conn, &user, *id).await?;
+    let first_extended = if loan.schedule_version > 1 {
+        repo::compensation::extension_of(&mut conn, loan.id)
+            .await?
+            .and_then(|e| u32::try_from(e.first_extended).ok())
+    } else {
+        None
+    };
     let borrower = repo::borrower::find(&mut conn, loan.borrower_id)
         .await?
         .ok_or(ApiError::NotFound)?;
@@ -978,15 +1068,19 @@ pub async fn schedule(
     let provisional = books.is_none();
     let (start, plan, paid) = match &books {
         Some(b) => {
-            let pos = b.position_on(state.today().max(b.start))?;
-            let paid: Vec<(Money, Money)> = b
+            let pos = b.position_on(as_of)?;
+            let paid: Vec<Paid> = b
                 .schedule
                 .iter()
                 .map(|i| {
                     pos.as_ref()
                         .and_then(|p| p.instalment(i.number))
-                        .map_or((Money::ZERO, Money::ZERO), |x| {
-                            (x.principal_paid, x.interest_paid)
+                        .map_or(Paid::default(), |x| Paid {
+                            principal: x.principal_paid,
+                            interest: x.interest_paid,
+                            penalty: x.penalty,
+                            paid_on: x.paid_on,
+                            days_past_due: x.days_past_due,
                         })
                 })
                 .collect();
@@ -1002,14 +1096,19 @@ pub async fn schedule(
                 start,
                 convention,
             )?;
-            let paid = vec![(Money::ZERO, Money::ZERO); plan.len()];
+            let paid = vec![Paid::default(); plan.len()];
             (start, plan, paid)
         }
     };
     let mut totals = (Money::ZERO, Money::ZERO, Money::ZERO);
     let mut instalments = Vec::with_capacity(plan.len());
-    for (i, (principal_paid, interest_paid)) in plan.into_iter().zip(paid) {
-        let subsidy = subsidy_of(i.interest, share);
+    for (i, paid) in plan.into_iter().zip(paid) {
+        let extended = first_extended.is_some_and(|f| i.number >= f);
+        let subsidy = if extended {
+            Money::ZERO
+        } else {
+            subsidy_of(i.interest, share)
+        };
         totals.0 = totals.0.checked_add(i.principal).unwrap_or(totals.0);
         totals.1 = totals.1.checked_add(i.interest).unwrap_or(totals.1);
         totals.2 = totals.2.checked_add(subsidy).unwrap_or(totals.2);
@@ -1020,12 +1119,17 @@ pub async fn schedule(
             interest: i.interest,
             total: money(i.total())?,
             subsidy,
-            principal_paid,
-            interest_paid,
+            principal_paid: paid.principal,
+            interest_paid: paid.interest,
+            penalty: paid.penalty,
+            paid_on: paid.paid_on,
+            days_past_due: paid.days_past_due,
+            extended,
         });
     }
     Ok(HttpResponse::Ok().json(ScheduleView {
         loan_id: loan.id,
+        as_of,
         provisional,
         start_date: start,
         schedule_method: loan.schedule_method,

@@ -5,6 +5,7 @@ pub mod bank_clients;
 pub mod banks;
 pub mod borrowers;
 pub mod centres;
+pub mod compensation;
 pub mod credit_communities;
 pub mod funds;
 pub mod health;
@@ -13,6 +14,7 @@ pub mod me;
 pub mod policies;
 pub mod regions;
 pub mod repayments;
+pub mod subsidies;
 pub mod users;
 
 use utoipa_actix_web::service_config::ServiceConfig;
@@ -46,7 +48,9 @@ pub fn v1(cfg: &mut ServiceConfig) {
         .configure(credit_communities::configure)
         .configure(borrowers::configure)
         .configure(loans::configure)
-        .configure(repayments::configure);
+        .configure(repayments::configure)
+        .configure(compensation::configure)
+        .service(subsidies::report);
 }
 
 pub fn unversioned(cfg: &mut ServiceConfig) {

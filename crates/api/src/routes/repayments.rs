@@ -75,7 +75,7 @@ impl Books {
     }
 
     /// From rows already loaded: `instalments` and `repayments` of this loan only.
-    fn from_rows(
+    pub(crate) fn from_rows(
         loan: &LoanRow,
         policy: &PolicyRow,
         instalments: &[InstalmentRow],
@@ -108,7 +108,7 @@ impl Books {
     }
 
     /// The repayments that count (not reversed), optionally without one and with one more.
-    fn counting(&self, without: Option<Uuid>) -> ApiResult<Vec<Repayment<Uuid>>> {
+    pub(crate) fn counting(&self, without: Option<Uuid>) -> ApiResult<Vec<Repayment<Uuid>>> {
         self.repayments
             .iter()
             .filter(|(r, reversed)| !reversed && Some(r.id) != without)
@@ -209,7 +209,7 @@ pub async fn loans_with_positions(
 
 /// Appends the allocation of every repayment whose allocation `pos` changed (a new repayment
 /// has none yet), so that the current allocations always add up to the position.
-async fn reallocate(
+pub(crate) async fn reallocate(
     conn: &mut AsyncPgConnection,
     loan_id: Uuid,
     pos: &Position<Uuid>,
@@ -237,7 +237,7 @@ async fn reallocate(
 }
 
 /// The latest of today and every value date: the day on which everything reported counts.
-fn horizon(today: NaiveDate, repayments: &[Repayment<Uuid>]) -> NaiveDate {
+pub(crate) fn horizon(today: NaiveDate, repayments: &[Repayment<Uuid>]) -> NaiveDate {
     repayments
         .iter()
         .map(|r| r.value_date)
@@ -731,6 +731,10 @@ pub async fn reverse(
             let loan = repo::loan::lock(conn, loan_id)
                 .await?
                 .ok_or(ApiError::NotFound)?;
+            // After compensation the bank's books are closed: money goes through recoveries.
+            if loan.status != "active" && loan.status != "settled" {
+                return Err(invalid_state(&loan, "corrected"));
+            }
             if repo::repayment::reversal_of(conn, repayment_id)
                 .await?
                 .is_some()

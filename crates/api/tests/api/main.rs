@@ -4,6 +4,7 @@ mod auth;
 mod bad_input;
 mod borrowers;
 mod communities;
+mod compensation;
 mod funds;
 mod helpers;
 mod loans;

@@ -46,6 +46,9 @@ pub struct LoanRow {
     pub bank_account_no: Option<String>,
     #[diesel(skip_insertion)]
     pub disbursed_by: Option<Uuid>,
+    /// 1: the schedule fixed at disbursement; 2: the schedule after the one extension.
+    #[diesel(skip_insertion)]
+    pub schedule_version: i16,
 }
 
 impl std::fmt::Debug for LoanRow {

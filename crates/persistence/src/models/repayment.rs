@@ -15,6 +15,18 @@ pub struct InstalmentRow {
     pub interest: Decimal,
 }
 
+/// An instalment of a given schedule version (2: after the extension).
+#[derive(Debug, Clone, Insertable)]
+#[diesel(table_name = instalments, check_for_backend(diesel::pg::Pg))]
+pub struct VersionedInstalmentRow {
+    pub loan_id: Uuid,
+    pub version: i16,
+    pub number: i32,
+    pub due_date: NaiveDate,
+    pub principal: Decimal,
+    pub interest: Decimal,
+}
+
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
 #[diesel(table_name = repayments, check_for_backend(diesel::pg::Pg))]
 pub struct RepaymentRow {

@@ -95,3 +95,15 @@ pub async fn list(
         .await?;
     Ok(super::Page::from_overfetch(rows, limit))
 }
+
+/// `(id, category)` of each of the borrowers: one query.
+pub async fn categories_of(
+    conn: &mut AsyncPgConnection,
+    ids: &[Uuid],
+) -> QueryResult<Vec<(Uuid, String)>> {
+    borrowers::table
+        .filter(borrowers::id.eq_any(ids))
+        .select((borrowers::id, borrowers::category))
+        .load(conn)
+        .await
+}

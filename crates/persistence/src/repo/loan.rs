@@ -117,6 +117,9 @@ pub struct LoanFilter {
     pub fund_id: Option<Uuid>,
     /// GB/T 2260 subtree of the loan's centre.
     pub region_prefix: Option<String>,
+    pub micro_profit: Option<bool>,
+    /// Disbursed loans whose life (disbursement to maturity) meets `[from, to]`.
+    pub alive_between: Option<(NaiveDate, NaiveDate)>,
 }
 
 pub async fn list(
@@ -146,6 +149,14 @@ pub async fn list(
     }
     if let Some(p) = &f.region_prefix {
         q = q.filter(centres::region_code.like(super::subtree_pattern(p)));
+    }
+    if let Some(m) = f.micro_profit {
+        q = q.filter(loans::micro_profit.eq(m));
+    }
+    if let Some((from, to)) = f.alive_between {
+        q = q
+            .filter(loans::disbursed_on.le(to))
+            .filter(loans::maturity_date.ge(from));
     }
     if let Some(a) = after {
         q = q.filter(loans::id.gt(a));

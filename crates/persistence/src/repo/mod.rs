@@ -5,6 +5,7 @@ pub mod bank;
 pub mod bank_client;
 pub mod borrower;
 pub mod centre;
+pub mod compensation;
 pub mod credit_community;
 pub mod fund;
 pub mod idempotency;

@@ -70,12 +70,15 @@ pub async fn insert_instalments(
         .await
 }
 
+/// The loan's current schedule (after its extension, if any).
 pub async fn instalments_of(
     conn: &mut AsyncPgConnection,
     loan_id: Uuid,
 ) -> QueryResult<Vec<InstalmentRow>> {
     instalments::table
+        .inner_join(loans::table)
         .filter(instalments::loan_id.eq(loan_id))
+        .filter(instalments::version.eq(loans::schedule_version))
         .order(instalments::number.asc())
         .select(InstalmentRow::as_select())
         .load(conn)
@@ -167,7 +170,9 @@ pub async fn books_of_many(
     policy_ids: &[Uuid],
 ) -> QueryResult<ManyBooks> {
     let instalments = instalments::table
+        .inner_join(loans::table)
         .filter(instalments::loan_id.eq_any(loan_ids))
+        .filter(instalments::version.eq(loans::schedule_version))
         .order((instalments::loan_id.asc(), instalments::number.asc()))
         .select(InstalmentRow::as_select())
         .load(conn)
