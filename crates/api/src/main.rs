@@ -55,6 +55,18 @@ enum Command {
     LoadPolicyPresets,
     /// Print the OpenAPI document (the committed copy is openapi/openapi.json).
     Openapi,
+    /// Check every reconciliation rule on the whole database; exit 1 naming what does not add up.
+    Verify(VerifyArgs),
+}
+
+#[derive(Args)]
+struct VerifyArgs {
+    /// Business time zone: what "today" means for loan positions.
+    #[arg(long, env = "DANBAO_TIMEZONE", default_value = "Asia/Shanghai")]
+    timezone: chrono_tz::Tz,
+    /// Print the report as JSON.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Args)]
@@ -163,6 +175,32 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let db = open_database(cli.db.database_url.as_deref(), &cli.db.data_dir).await?;
             migrate::run_pending(&db.url).await?;
             create_user(&db.url, a).await
+        }
+        Command::Verify(a) => {
+            let db = open_database(cli.db.database_url.as_deref(), &cli.db.data_dir).await?;
+            migrate::run_pending(&db.url).await?;
+            let today = chrono::Utc::now().with_timezone(&a.timezone).date_naive();
+            let report = danbao_api::verify::run(&db.url, today).await?;
+            if a.json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                for c in &report.checks {
+                    let mark = if c.failed == 0 { "ok  " } else { "FAIL" };
+                    println!(
+                        "{mark} {} ({} checked, {} failed)",
+                        c.rule, c.checked, c.failed
+                    );
+                    for f in &c.failures {
+                        println!("       {f}");
+                    }
+                }
+            }
+            if report.ok() {
+                Ok(())
+            } else {
+                drop(db);
+                std::process::exit(1);
+            }
         }
         Command::Serve(a) => serve(cli.db, a).await,
     }

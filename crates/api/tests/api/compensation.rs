@@ -648,3 +648,101 @@ async fn compensation_needs_the_fund_to_hold_the_money() {
     assert_eq!(fund["balance"], "3000.00");
     funds_reconcile(&app).await;
 }
+
+async fn verify(app: &TestApp) -> danbao_api::verify::Report {
+    let today = chrono::Utc::now()
+        .with_timezone(&chrono_tz::Asia::Shanghai)
+        .date_naive();
+    danbao_api::verify::run(&app.db.url, today).await.unwrap()
+}
+
+fn failed<'a>(
+    report: &'a danbao_api::verify::Report,
+    rule_part: &str,
+) -> &'a danbao_api::verify::Check {
+    report
+        .checks
+        .iter()
+        .find(|c| c.rule.contains(rule_part))
+        .unwrap_or_else(|| panic!("no rule about {rule_part}"))
+}
+
+#[tokio::test]
+async fn verify_accepts_clean_books_and_names_what_does_not_add_up() {
+    let app = spawn_app().await;
+    let desk = app.desk("1000000.00").await;
+    let bank = app
+        .user_token("bank.a", "bank", json!({ "bank_id": desk.p.bank_a }))
+        .await;
+    let dates = ["2025-01-05", "2025-01-10", "2025-01-15"];
+    let good = active_loan(&app, &desk, &bank, 1, dates).await;
+    let bad = active_loan(&app, &desk, &bank, 2, dates).await;
+    for (loan, n) in [(&good, 1), (&good, 2), (&bad, 3)] {
+        let r = post(
+            &app,
+            &bank,
+            &format!("/v1/loans/{loan}/repayments"),
+            json!({ "bank_reference": format!("V-{n}"), "value_date": "2025-02-15", "amount": "700.00" }),
+        )
+        .await;
+        json_of(r, 201).await;
+    }
+    let claim = json_of(
+        post(
+            &app,
+            &bank,
+            &format!("/v1/loans/{bad}/compensation-claims"),
+            json!({ "filed_on": "2025-06-01" }),
+        )
+        .await,
+        201,
+    )
+    .await;
+    let r = post(
+        &app,
+        &desk.approver,
+        &format!(
+            "/v1/compensation-claims/{}/approval",
+            claim["id"].as_str().unwrap()
+        ),
+        json!({ "approved_on": "2025-06-10" }),
+    )
+    .await;
+    json_of(r, 200).await;
+    let report = verify(&app).await;
+    assert!(report.ok(), "{report:#?}");
+    assert_eq!(failed(&report, "fund balance").checked, 1);
+    assert_eq!(failed(&report, "position").checked, 2);
+
+    // Someone edits a total behind the books' back, and a stray allocation appears.
+    let mut conn = app.db.connect().await;
+    sql_query("UPDATE funds SET balance = balance + 0.01")
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    sql_query(
+        "INSERT INTO repayment_allocations (repayment_id, loan_id, to_penalty, to_interest, to_principal)
+         SELECT r.id, r.loan_id, 0, 0, r.amount FROM repayments r WHERE r.bank_reference = 'V-1'",
+    )
+    .execute(&mut conn)
+    .await
+    .unwrap();
+    let report = verify(&app).await;
+    assert!(!report.ok());
+    let fund = failed(&report, "fund balance");
+    assert_eq!(fund.failed, 1);
+    assert!(fund.failures[0].contains(&desk.fund), "{:?}", fund.failures);
+    let positions = failed(&report, "position");
+    assert_eq!(positions.failed, 1, "{:?}", positions.failures);
+    assert!(
+        positions.failures[0].contains(&good),
+        "{:?}",
+        positions.failures
+    );
+    let outstanding = failed(&report, "outstanding guaranteed");
+    assert_eq!(
+        outstanding.failed, 1,
+        "the stray principal no longer adds up"
+    );
+    assert_eq!(failed(&report, "write-off").failed, 0);
+}

@@ -1,0 +1,273 @@
+//! `danbao verify`: the reconciliation rules of the domain, checked on the whole database.
+//! Each rule is a query for the rows that break it (so a clean database costs one scan per
+//! rule), except loan positions, which are recomputed from each loan's entries with the same
+//! code as the API, a chunk of loans at a time.
+use crate::routes::repayments::Books;
+use chrono::NaiveDate;
+use danbao_persistence::diesel::sql_types::{BigInt, Text};
+use danbao_persistence::diesel::{sql_query, QueryableByName};
+use danbao_persistence::diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
+use danbao_persistence::models::policy::PolicyRow;
+use danbao_persistence::models::repayment::{InstalmentRow, RepaymentRow};
+use danbao_persistence::repo;
+use danbao_persistence::repo::loan::LoanFilter;
+use std::collections::HashMap;
+use uuid::Uuid;
+
+/// Offending rows shown per rule.
+const SHOWN: usize = 20;
+/// Loans recomputed per round trip.
+const CHUNK: i64 = 1000;
+
+/// One rule: how many rows it looked at and what breaks it.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Check {
+    pub rule: &'static str,
+    /// Rows the rule looked at.
+    pub checked: i64,
+    /// Rows that break it (all of them counted, the first few shown in `failures`).
+    pub failed: usize,
+    pub failures: Vec<String>,
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Report {
+    pub as_of: NaiveDate,
+    pub checks: Vec<Check>,
+}
+
+impl Report {
+    pub fn ok(&self) -> bool {
+        self.checks.iter().all(|c| c.failures.is_empty())
+    }
+}
+
+#[derive(QueryableByName)]
+struct Bad {
+    #[diesel(sql_type = Text)]
+    what: String,
+}
+
+#[derive(QueryableByName)]
+struct Count {
+    #[diesel(sql_type = BigInt)]
+    n: i64,
+}
+
+/// The SQL rules: `(rule, table counted, query returning one `what` per offending row)`.
+const RULES: &[(&str, &str, &str)] = &[
+    (
+        "fund balance = sum of its ledger",
+        "funds",
+        "SELECT 'fund ' || f.id || ': balance ' || f.balance || ', ledger ' || coalesce(e.total, 0) AS what
+         FROM funds f LEFT JOIN (SELECT fund_id, sum(amount) AS total FROM fund_ledger_entries GROUP BY fund_id) e
+           ON e.fund_id = f.id
+         WHERE f.balance <> coalesce(e.total, 0)",
+    ),
+    (
+        "fund outstanding guaranteed = principal - principal repaid of its approved and active loans",
+        "funds",
+        "WITH repaid AS (
+           SELECT r.loan_id, sum(a.to_principal) AS p
+           FROM repayments r JOIN repayment_allocations_current a ON a.repayment_id = r.id
+           WHERE NOT EXISTS (SELECT 1 FROM repayment_reversals v WHERE v.repayment_id = r.id)
+           GROUP BY r.loan_id),
+         owed AS (
+           SELECT l.fund_id, sum(l.principal - coalesce(p.p, 0)) AS total
+           FROM loans l LEFT JOIN repaid p ON p.loan_id = l.id
+           WHERE l.status IN ('approved', 'active') GROUP BY l.fund_id)
+         SELECT 'fund ' || f.id || ': outstanding ' || f.outstanding_guaranteed || ', loans ' || coalesce(o.total, 0) AS what
+         FROM funds f LEFT JOIN owed o ON o.fund_id = f.id
+         WHERE f.outstanding_guaranteed <> coalesce(o.total, 0)",
+    ),
+    (
+        "every repayment's current allocation adds up to its amount",
+        "repayments",
+        "SELECT 'repayment ' || r.id || ' of loan ' || r.loan_id || ': amount ' || r.amount || ', allocated '
+                || coalesce((a.to_penalty + a.to_interest + a.to_principal)::text, 'nothing') AS what
+         FROM repayments r LEFT JOIN repayment_allocations_current a ON a.repayment_id = r.id
+         WHERE a.repayment_id IS NULL OR a.to_penalty + a.to_interest + a.to_principal <> r.amount",
+    ),
+    (
+        "a loan's current schedule sums to its principal",
+        "loans",
+        "SELECT 'loan ' || l.id || ': principal ' || l.principal || ', schedule ' || coalesce(sum(i.principal), 0) AS what
+         FROM loans l LEFT JOIN instalments i ON i.loan_id = l.id AND i.version = l.schedule_version
+         WHERE l.disbursed_on IS NOT NULL
+         GROUP BY l.id, l.principal HAVING coalesce(sum(i.principal), 0) <> l.principal",
+    ),
+    (
+        "settled loans are repaid in full; active ones are not",
+        "loans",
+        "WITH repaid AS (
+           SELECT r.loan_id, sum(a.to_principal) AS p
+           FROM repayments r JOIN repayment_allocations_current a ON a.repayment_id = r.id
+           WHERE NOT EXISTS (SELECT 1 FROM repayment_reversals v WHERE v.repayment_id = r.id)
+           GROUP BY r.loan_id)
+         SELECT 'loan ' || l.id || ' (' || l.status || '): principal ' || l.principal || ', repaid ' || coalesce(p.p, 0) AS what
+         FROM loans l LEFT JOIN repaid p ON p.loan_id = l.id
+         WHERE (l.status = 'settled' AND coalesce(p.p, 0) <> l.principal)
+            OR (l.status = 'active' AND coalesce(p.p, 0) >= l.principal)",
+    ),
+    (
+        "compensated and written-off loans have an approved claim paid by one ledger entry",
+        "compensation_claims",
+        "SELECT 'loan ' || l.id || ' (' || l.status || '): ' ||
+                CASE WHEN c.id IS NULL THEN 'no claim'
+                     WHEN c.status <> 'approved' THEN 'claim ' || c.id || ' not approved'
+                     ELSE 'claim ' || c.id || ' paid ' || c.paid_amount || ', ledger ' || coalesce(e.amount::text, 'missing') END AS what
+         FROM loans l
+         LEFT JOIN compensation_claims c ON c.loan_id = l.id
+         LEFT JOIN fund_ledger_entries e ON e.id = c.ledger_entry_id
+         WHERE l.status IN ('compensated', 'written_off')
+           AND (c.id IS NULL OR c.status <> 'approved' OR e.id IS NULL OR e.amount <> -c.paid_amount
+                OR e.kind <> 'compensation' OR e.loan_id IS DISTINCT FROM l.id OR e.fund_id <> l.fund_id)",
+    ),
+    (
+        "a recovery's fund part is its ledger entry, and never more in total than the fund paid",
+        "recoveries",
+        "SELECT 'recovery ' || r.id || ' of loan ' || r.loan_id || ': to fund ' || r.to_fund || ', ledger '
+                || coalesce(e.amount::text, 'none') AS what
+         FROM recoveries r LEFT JOIN fund_ledger_entries e ON e.id = r.ledger_entry_id
+         WHERE (r.to_fund > 0 AND (e.id IS NULL OR e.amount <> r.to_fund OR e.kind <> 'recovery'))
+            OR (r.to_fund = 0 AND e.id IS NOT NULL)
+         UNION ALL
+         SELECT 'loan ' || c.loan_id || ': recovered to the fund ' || sum(r.to_fund) || ', paid ' || c.paid_amount
+         FROM recoveries r JOIN compensation_claims c ON c.id = r.claim_id
+         GROUP BY c.loan_id, c.paid_amount HAVING sum(r.to_fund) > c.paid_amount",
+    ),
+    (
+        "a write-off's loss = compensation paid - recovered to the fund",
+        "write_offs",
+        "SELECT 'loan ' || w.loan_id || ': loss ' || w.loss || ', paid ' || c.paid_amount || ', recovered ' || coalesce(r.total, 0) AS what
+         FROM write_offs w JOIN compensation_claims c ON c.id = w.claim_id
+         LEFT JOIN (SELECT loan_id, sum(to_fund) AS total FROM recoveries GROUP BY loan_id) r ON r.loan_id = w.loan_id
+         WHERE w.compensation_paid IS DISTINCT FROM c.paid_amount
+            OR w.recovered_to_fund <> coalesce(r.total, 0)
+            OR w.loss <> c.paid_amount - coalesce(r.total, 0)",
+    ),
+];
+
+/// Runs every rule against the database at `url`. `today`: the business date for positions.
+pub async fn run(url: &str, today: NaiveDate) -> anyhow::Result<Report> {
+    let mut conn = AsyncPgConnection::establish(url).await?;
+    let mut checks = Vec::new();
+    for (rule, table, query) in RULES {
+        let bad: Vec<Bad> = sql_query(*query).load(&mut conn).await?;
+        let checked: Count = sql_query(format!("SELECT count(*) AS n FROM {table}"))
+            .get_result(&mut conn)
+            .await?;
+        checks.push(Check {
+            rule,
+            checked: checked.n,
+            failed: bad.len(),
+            failures: bad.into_iter().take(SHOWN).map(|b| b.what).collect(),
+        });
+    }
+    checks.push(positions(&mut conn, today).await?);
+    Ok(Report {
+        as_of: today,
+        checks,
+    })
+}
+
+/// Every disbursed loan's position, recomputed from its schedule and repayments, allocates
+/// each repayment exactly as its current allocation row says.
+async fn positions(conn: &mut AsyncPgConnection, today: NaiveDate) -> anyhow::Result<Check> {
+    let mut failures = Vec::new();
+    let mut failed = 0_usize;
+    let mut checked = 0_i64;
+    let mut after = None;
+    loop {
+        let page = repo::loan::list(conn, &LoanFilter::default(), after, CHUNK).await?;
+        after = page.items.last().map(|l| l.id);
+        let loans: Vec<_> = page
+            .items
+            .into_iter()
+            .filter(|l| l.disbursed_on.is_some())
+            .collect();
+        let ids: Vec<Uuid> = loans.iter().map(|l| l.id).collect();
+        let policy_ids: Vec<Uuid> = loans.iter().map(|l| l.policy_id).collect();
+        let many = repo::repayment::books_of_many(conn, &ids, &policy_ids).await?;
+        let current: HashMap<Uuid, _> = repo::repayment::current_allocations(conn, &ids)
+            .await?
+            .into_iter()
+            .map(|a| (a.repayment_id, a))
+            .collect();
+        let mut instalments: HashMap<Uuid, Vec<InstalmentRow>> = HashMap::new();
+        for i in many.instalments {
+            instalments.entry(i.loan_id).or_default().push(i);
+        }
+        let mut repayments: HashMap<Uuid, Vec<(RepaymentRow, bool)>> = HashMap::new();
+        for r in many.repayments {
+            repayments.entry(r.0.loan_id).or_default().push(r);
+        }
+        let policies: HashMap<Uuid, PolicyRow> =
+            many.policies.into_iter().map(|p| (p.id, p)).collect();
+        for loan in &loans {
+            checked += 1;
+            let Some(policy) = policies.get(&loan.policy_id) else {
+                failed += 1;
+                failures.push(format!("loan {}: policy missing", loan.id));
+                continue;
+            };
+            let books = Books::from_rows(
+                loan,
+                policy,
+                instalments.get(&loan.id).map_or(&[][..], Vec::as_slice),
+                repayments.remove(&loan.id).unwrap_or_default(),
+            )
+            .map_err(|e| anyhow::anyhow!("loan {}: {e}", loan.id))?;
+            let Some(books) = books else { continue };
+            let counting = books
+                .counting(None)
+                .map_err(|e| anyhow::anyhow!("loan {}: {e}", loan.id))?;
+            let as_of = crate::routes::repayments::horizon(today, &counting);
+            let pos = match books.position_on(as_of) {
+                Ok(Some(p)) => p,
+                Ok(None) => continue,
+                Err(e) => {
+                    failed += 1;
+                    failures.push(format!("loan {}: no position: {e}", loan.id));
+                    continue;
+                }
+            };
+            for a in &pos.allocations {
+                let row = current.get(&a.repayment_id);
+                let same = row.is_some_and(|r| {
+                    r.to_penalty == a.to_penalty.amount()
+                        && r.to_interest == a.to_interest.amount()
+                        && r.to_principal == a.to_principal.amount()
+                });
+                if !same {
+                    failed += 1;
+                    if failures.len() >= SHOWN {
+                        continue;
+                    }
+                    failures.push(format!(
+                        "loan {}: repayment {} is allocated {}/{}/{} (penalty/interest/principal), its books say {}",
+                        loan.id,
+                        a.repayment_id,
+                        a.to_penalty,
+                        a.to_interest,
+                        a.to_principal,
+                        row.map_or("nothing".to_owned(), |r| format!(
+                            "{}/{}/{}",
+                            r.to_penalty, r.to_interest, r.to_principal
+                        ))
+                    ));
+                }
+            }
+        }
+        if !page.has_more {
+            break;
+        }
+    }
+    failures.truncate(SHOWN);
+    Ok(Check {
+        rule: "each loan's position, recomputed from its entries, matches its stored allocations",
+        checked,
+        failed,
+        failures,
+    })
+}
