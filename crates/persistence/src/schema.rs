@@ -217,6 +217,8 @@ diesel::table! {
         bank_account_no -> Nullable<Text>,
         disbursed_by -> Nullable<Uuid>,
         schedule_version -> Int2,
+        region_code -> Text,
+        category -> Text,
     }
 }
 
@@ -324,6 +326,41 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    instalment_facts (loan_id, number) {
+        loan_id -> Uuid,
+        number -> Int4,
+        due_date -> Date,
+        principal -> Numeric,
+        interest -> Numeric,
+        subsidy -> Numeric,
+        extended -> Bool,
+        paid_on -> Nullable<Date>,
+    }
+}
+
+diesel::table! {
+    principal_payments (loan_id, number, value_date) {
+        loan_id -> Uuid,
+        number -> Int4,
+        value_date -> Date,
+        principal -> Numeric,
+    }
+}
+
+diesel::table! {
+    targets (id) {
+        id -> Int8,
+        region_code -> Text,
+        year -> Int4,
+        measure -> Text,
+        value -> Numeric,
+        set_by -> Uuid,
+        created_at -> Timestamptz,
+    }
+}
+
+diesel::joinable!(instalment_facts -> loans (loan_id));
 diesel::joinable!(loan_extensions -> loans (loan_id));
 diesel::joinable!(compensation_claims -> loans (loan_id));
 diesel::joinable!(recoveries -> loans (loan_id));
@@ -393,4 +430,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     compensation_claims,
     recoveries,
     write_offs,
+    instalment_facts,
+    principal_payments,
+    targets,
 );

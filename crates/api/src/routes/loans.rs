@@ -456,6 +456,8 @@ pub async fn apply(
         bank_account_no: None,
         disbursed_by: None,
         schedule_version: 1,
+        region_code: centre.region_code.clone(),
+        category: borrower.category.clone(),
     };
     let event = Audit { principal: &user, request_id: &rid }.event(
         "loan.applied",

@@ -14,6 +14,7 @@ pub mod me;
 pub mod policies;
 pub mod regions;
 pub mod repayments;
+pub mod stats;
 pub mod subsidies;
 pub mod users;
 
@@ -50,7 +51,8 @@ pub fn v1(cfg: &mut ServiceConfig) {
         .configure(loans::configure)
         .configure(repayments::configure)
         .configure(compensation::configure)
-        .service(subsidies::report);
+        .service(subsidies::report)
+        .configure(stats::configure);
 }
 
 pub fn unversioned(cfg: &mut ServiceConfig) {

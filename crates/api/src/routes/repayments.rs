@@ -208,7 +208,8 @@ pub async fn loans_with_positions(
 }
 
 /// Appends the allocation of every repayment whose allocation `pos` changed (a new repayment
-/// has none yet), so that the current allocations always add up to the position.
+/// has none yet), so that the current allocations always add up to the position, and rewrites
+/// the loan's statistics facts from `pos`.
 pub(crate) async fn reallocate(
     conn: &mut AsyncPgConnection,
     loan_id: Uuid,
@@ -233,7 +234,7 @@ pub(crate) async fn reallocate(
         .filter(|a| current.get(&a.repayment_id) != Some(a))
         .collect();
     repo::repayment::append_allocations(conn, &changed).await?;
-    Ok(())
+    crate::facts::refresh(conn, loan_id, pos).await
 }
 
 /// The latest of today and every value date: the day on which everything reported counts.
@@ -352,6 +353,13 @@ pub async fn disburse(
             )
             .await?;
             repo::repayment::insert_instalments(conn, &rows).await?;
+            let books = Books::load(conn, &row)
+                .await?
+                .ok_or_else(|| internal("disbursed loan without books"))?;
+            let pos = books
+                .position_on(today.max(body.value_date))?
+                .ok_or_else(|| internal("no position after the disbursement"))?;
+            crate::facts::refresh(conn, loan.id, &pos).await?;
             repo::audit::record(conn, &event).await?;
             let view = loan_with_position(conn, row, today.max(body.value_date)).await?;
             idem.remember(conn, StatusCode::OK, &view).await?;

@@ -11,3 +11,4 @@ mod loans;
 mod openapi;
 mod repayments;
 mod scope;
+mod stats;

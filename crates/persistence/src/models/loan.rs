@@ -49,6 +49,9 @@ pub struct LoanRow {
     /// 1: the schedule fixed at disbursement; 2: the schedule after the one extension.
     #[diesel(skip_insertion)]
     pub schedule_version: i16,
+    /// The centre's region and the borrower's category, kept for grouping statistics.
+    pub region_code: String,
+    pub category: String,
 }
 
 impl std::fmt::Debug for LoanRow {

@@ -11,4 +11,5 @@ pub mod loan;
 pub mod policy;
 pub mod region;
 pub mod repayment;
+pub mod stats;
 pub mod user;

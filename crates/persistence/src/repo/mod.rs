@@ -13,6 +13,7 @@ pub mod loan;
 pub mod policy;
 pub mod region;
 pub mod repayment;
+pub mod stats;
 pub mod user;
 
 /// Rows of one page plus whether more follow. Lists fetch `limit + 1` rows to know it.

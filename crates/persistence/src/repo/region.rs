@@ -42,3 +42,13 @@ pub async fn list(
         .await?;
     Ok(super::Page::from_overfetch(rows, limit))
 }
+
+/// Codes of the provinces (level 1).
+pub async fn provinces(conn: &mut AsyncPgConnection) -> QueryResult<Vec<String>> {
+    regions::table
+        .filter(regions::level.eq(1_i16))
+        .select(regions::code)
+        .order(regions::code)
+        .load(conn)
+        .await
+}

@@ -1,0 +1,761 @@
+//! Every measure of domain.md's "Statistics", for a region (and everything below it), a period
+//! and an as-of date, optionally grouped. One implementation: the HTTP routes, the targets and
+//! `danbao verify` all call [`summary`].
+//!
+//! Each family of measures is one SQL statement over the books and the facts kept beside them
+//! (`instalment_facts`, `principal_payments`), grouped with `GROUPING SETS ((key), ())`, so
+//! the total comes from the same scan as the groups. Amounts and counts are sums; rates are
+//! computed last from their numerator and denominator, so groups always add up to the total.
+//!
+//! Flows are counted on their own date: issuance on the disbursement date, principal falling
+//! due and the subsidy on the instalment's due date, the count-based rate on the loan's last
+//! due date, compensations on the approval date, recoveries on their value date, write-offs
+//! on their date, communities on their certification date, contributions on their value date.
+//! Stocks (outstanding balance, overdue and PAR, fund balance and outstanding guaranteed, the
+//! communities in force, cumulative issuance) are as of the as-of date; grouped by a period
+//! they have no meaning and are null in the groups (the total has them).
+use chrono::NaiveDate;
+use danbao_domain::{percent, RegionCode, RegionLevel};
+use danbao_persistence::diesel::sql_types::{Date, Nullable, Numeric, Text, Uuid as SqlUuid};
+use danbao_persistence::diesel::{sql_query, QueryableByName};
+use danbao_persistence::diesel_async::{AsyncPgConnection, RunQueryDsl};
+use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+/// How to group the figures.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum GroupBy {
+    /// The next level down of the region (cities of a province, counties of a city).
+    Region,
+    Bank,
+    Centre,
+    Category,
+    Month,
+    Quarter,
+    Year,
+}
+
+impl GroupBy {
+    fn is_time(self) -> bool {
+        matches!(self, GroupBy::Month | GroupBy::Quarter | GroupBy::Year)
+    }
+}
+
+/// What to count: the caller's scope already applied.
+#[derive(Debug, Clone)]
+pub struct Scope {
+    pub region: RegionCode,
+    pub bank_id: Option<Uuid>,
+    pub centre_id: Option<Uuid>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Params {
+    pub scope: Scope,
+    pub from: NaiveDate,
+    pub to: NaiveDate,
+    pub as_of: NaiveDate,
+    pub group_by: Option<GroupBy>,
+}
+
+/// Every measure. `None`: not meaningful for this group (a stock grouped by a period, fund
+/// figures grouped by bank or category) or a rate with a zero denominator.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, ToSchema)]
+pub struct Measures {
+    /// Loans disbursed in the period (up to the as-of date).
+    pub issued_count: i64,
+    #[schema(value_type = String)]
+    pub issued_amount: Decimal,
+    /// Distinct borrowers of those loans (within the group).
+    pub borrowers_helped: i64,
+    /// Jobs declared by those loans.
+    pub jobs_created: i64,
+    /// Of those, loans with a credit-community waiver (no counter-guarantee).
+    pub waiver_loans: i64,
+    #[schema(value_type = String)]
+    pub waiver_amount: Decimal,
+    /// Disbursed since the start, up to the end of the period.
+    pub cumulative_issued_count: Option<i64>,
+    #[schema(value_type = Option<String>)]
+    pub cumulative_issued_amount: Option<Decimal>,
+    /// 贷款余额: principal not repaid on the as-of date, of loans not compensated by then.
+    #[schema(value_type = Option<String>)]
+    pub outstanding_balance: Option<Decimal>,
+    /// Repayment rate on the period: principal that fell due in it (up to the as-of date)...
+    #[schema(value_type = String)]
+    pub fell_due: Decimal,
+    /// ...of it repaid by the as-of date...
+    #[schema(value_type = String)]
+    pub repaid: Decimal,
+    /// ...and repaid by its due date + the policy's grace days.
+    #[schema(value_type = String)]
+    pub repaid_on_time: Decimal,
+    /// `repaid / fell_due`, percent with two decimals.
+    #[schema(value_type = Option<String>)]
+    pub collection_rate: Option<Decimal>,
+    /// `repaid_on_time / fell_due`, percent.
+    #[schema(value_type = Option<String>)]
+    pub on_time_rate: Option<Decimal>,
+    /// Loans whose last instalment fell due in the period...
+    pub loans_matured: i64,
+    /// ...and of them, those repaid in full by the as-of date.
+    pub loans_repaid_in_full: i64,
+    /// `loans_repaid_in_full / loans_matured`, percent.
+    #[schema(value_type = Option<String>)]
+    pub count_rate: Option<Decimal>,
+    /// The same since the start (principal due up to the end of the period).
+    #[schema(value_type = String)]
+    pub cumulative_fell_due: Decimal,
+    #[schema(value_type = String)]
+    pub cumulative_repaid: Decimal,
+    #[schema(value_type = String)]
+    pub cumulative_repaid_on_time: Decimal,
+    #[schema(value_type = Option<String>)]
+    pub cumulative_collection_rate: Option<Decimal>,
+    #[schema(value_type = Option<String>)]
+    pub cumulative_on_time_rate: Option<Decimal>,
+    /// Active loans with something past due on the as-of date.
+    pub overdue_loans: Option<i64>,
+    /// Their principal past due and unpaid.
+    #[schema(value_type = Option<String>)]
+    pub overdue_principal: Option<Decimal>,
+    /// Outstanding principal of loans 1-30, 31-90 and over 90 days past due.
+    #[schema(value_type = Option<String>)]
+    pub overdue_1_30: Option<Decimal>,
+    #[schema(value_type = Option<String>)]
+    pub overdue_31_90: Option<Decimal>,
+    #[schema(value_type = Option<String>)]
+    pub overdue_over_90: Option<Decimal>,
+    /// Portfolio at risk: outstanding principal of loans more than 30 / 90 days past due.
+    #[schema(value_type = Option<String>)]
+    pub par30: Option<Decimal>,
+    #[schema(value_type = Option<String>)]
+    pub par90: Option<Decimal>,
+    /// Compensations approved in the period and what the funds paid.
+    pub compensations: i64,
+    #[schema(value_type = String)]
+    pub compensation_amount: Decimal,
+    /// `compensation_amount / fell_due`, percent.
+    #[schema(value_type = Option<String>)]
+    pub compensation_rate: Option<Decimal>,
+    /// Recovered in the period, and the funds' part of it.
+    #[schema(value_type = String)]
+    pub recovered: Decimal,
+    #[schema(value_type = String)]
+    pub recovered_to_fund: Decimal,
+    /// Write-offs in the period and the funds' loss.
+    pub write_offs: i64,
+    #[schema(value_type = String)]
+    pub written_off_loss: Decimal,
+    /// Credit communities certified in the period (null for a bank or a category).
+    pub new_credit_communities: Option<i64>,
+    /// Certified and not revoked at the end of the period.
+    pub credit_communities: Option<i64>,
+    /// Fund money (null for a bank or a category): contributions in the period...
+    #[schema(value_type = Option<String>)]
+    pub contributions: Option<Decimal>,
+    /// ...since the start, balance and outstanding guaranteed on the as-of date...
+    #[schema(value_type = Option<String>)]
+    pub contributions_total: Option<Decimal>,
+    #[schema(value_type = Option<String>)]
+    pub fund_balance: Option<Decimal>,
+    #[schema(value_type = Option<String>)]
+    pub outstanding_guaranteed: Option<Decimal>,
+    /// ...and `outstanding_guaranteed / fund_balance`, four decimals.
+    #[schema(value_type = Option<String>)]
+    pub actual_leverage: Option<Decimal>,
+    /// Interest subsidy owed on instalments due in the period and paid on time by the as-of
+    /// date (micro-profit loans, not in extension).
+    #[schema(value_type = String)]
+    pub subsidy: Decimal,
+}
+
+impl Measures {
+    fn finish(&mut self) {
+        self.collection_rate = percent(self.repaid, self.fell_due);
+        self.on_time_rate = percent(self.repaid_on_time, self.fell_due);
+        self.count_rate = percent(
+            Decimal::from(self.loans_repaid_in_full),
+            Decimal::from(self.loans_matured),
+        );
+        self.cumulative_collection_rate = percent(self.cumulative_repaid, self.cumulative_fell_due);
+        self.cumulative_on_time_rate =
+            percent(self.cumulative_repaid_on_time, self.cumulative_fell_due);
+        self.compensation_rate = percent(self.compensation_amount, self.fell_due);
+        self.actual_leverage = match (self.outstanding_guaranteed, self.fund_balance) {
+            (Some(o), Some(b)) if !b.is_zero() => Some((o / b).round_dp(4)),
+            _ => None,
+        };
+    }
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Group {
+    pub key: String,
+    /// The region's, bank's or centre's name; the period or category otherwise.
+    pub label: String,
+    #[serde(flatten)]
+    pub measures: Measures,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Summary {
+    pub region: String,
+    pub bank_id: Option<Uuid>,
+    pub centre_id: Option<Uuid>,
+    pub from: NaiveDate,
+    pub to: NaiveDate,
+    pub as_of: NaiveDate,
+    pub group_by: Option<GroupBy>,
+    pub total: Measures,
+    pub groups: Vec<Group>,
+}
+
+/// The columns a family's key is built from. `None`: the family has no such column.
+struct Cols {
+    region: Option<&'static str>,
+    bank: Option<&'static str>,
+    centre: Option<&'static str>,
+    category: Option<&'static str>,
+    /// The family's date; `None` for a stock.
+    date: Option<&'static str>,
+}
+
+/// The SQL expression of the group key, or `None` when the family cannot be grouped so.
+/// Only these fixed fragments ever reach the SQL text.
+fn key_sql(p: &Params, c: &Cols) -> Option<String> {
+    let Some(g) = p.group_by else {
+        return Some("'total'".into());
+    };
+    let time = |fmt: &str| c.date.map(|d| format!("to_char({d}, '{fmt}')"));
+    match g {
+        GroupBy::Region => c.region.map(|r| match p.scope.region.level() {
+            RegionLevel::Province => format!("left({r}, 4) || '00'"),
+            RegionLevel::City | RegionLevel::County => r.to_owned(),
+        }),
+        GroupBy::Bank => c.bank.map(|b| format!("{b}::text")),
+        GroupBy::Centre => c.centre.map(|x| format!("{x}::text")),
+        GroupBy::Category => c.category.map(str::to_owned),
+        GroupBy::Month => time("YYYY-MM"),
+        GroupBy::Quarter => time("YYYY-\"Q\"Q"),
+        GroupBy::Year => time("YYYY"),
+    }
+}
+
+/// The key expression and whether its rows are groups: a family that cannot be grouped so
+/// (or no grouping at all) is still counted, for the total only.
+fn key(p: &Params, c: &Cols) -> (String, bool) {
+    match (p.group_by, key_sql(p, c)) {
+        (Some(_), Some(k)) => (k, true),
+        _ => ("'total'::text".to_owned(), false),
+    }
+}
+
+/// Binds shared by every statement: $1 region pattern, $2 bank, $3 centre, $4 from, $5 to,
+/// $6 as-of.
+macro_rules! bound {
+    ($sql:expr, $p:expr) => {
+        sql_query($sql)
+            .bind::<Text, _>(format!("{}%", $p.scope.region.subtree_prefix()))
+            .bind::<Nullable<SqlUuid>, _>($p.scope.bank_id)
+            .bind::<Nullable<SqlUuid>, _>($p.scope.centre_id)
+            .bind::<Date, _>($p.from)
+            .bind::<Date, _>($p.to)
+            .bind::<Date, _>($p.as_of)
+    };
+}
+
+const LOAN_SCOPE: &str =
+    "l.region_code LIKE $1 AND ($2::uuid IS NULL OR l.bank_id = $2) AND ($3::uuid IS NULL OR l.centre_id = $3)";
+
+const LOAN_COLS: Cols = Cols {
+    region: Some("l.region_code"),
+    bank: Some("l.bank_id"),
+    centre: Some("l.centre_id"),
+    category: Some("l.category"),
+    date: None,
+};
+
+fn loan_cols(date: Option<&'static str>) -> Cols {
+    Cols { date, ..LOAN_COLS }
+}
+
+#[derive(QueryableByName)]
+struct Row5 {
+    #[diesel(sql_type = Nullable<Text>)]
+    k: Option<String>,
+    #[diesel(sql_type = Numeric)]
+    a: Decimal,
+    #[diesel(sql_type = Numeric)]
+    b: Decimal,
+    #[diesel(sql_type = Numeric)]
+    c: Decimal,
+    #[diesel(sql_type = Numeric)]
+    d: Decimal,
+    #[diesel(sql_type = Numeric)]
+    e: Decimal,
+    #[diesel(sql_type = Numeric)]
+    f: Decimal,
+}
+
+type Acc = BTreeMap<Option<String>, Measures>;
+
+/// Runs a statement selecting `k` and up to six numeric columns `a`..`f` (pad with 0).
+async fn rows(conn: &mut AsyncPgConnection, sql: String, p: &Params) -> anyhow::Result<Vec<Row5>> {
+    use anyhow::Context;
+    bound!(sql.clone(), p)
+        .load::<Row5>(conn)
+        .await
+        .with_context(|| format!("statistics query failed: {sql}"))
+}
+
+fn int(d: Decimal) -> i64 {
+    i64::try_from(d).unwrap_or(i64::MAX)
+}
+
+/// The figures for `p`.
+pub async fn summary(conn: &mut AsyncPgConnection, p: &Params) -> anyhow::Result<Summary> {
+    let mut acc: Acc = BTreeMap::new();
+    let stock_groups = p.group_by.is_none_or(|g| !g.is_time());
+    let hi = "LEAST($5, $6)";
+
+    // Issuance in the period.
+    {
+        let (k, grouped) = key(p, &loan_cols(Some("l.disbursed_on")));
+        let sql = format!(
+            "SELECT {k} AS k, count(*)::numeric AS a, coalesce(sum(l.principal), 0) AS b,
+                    count(DISTINCT l.borrower_id)::numeric AS c, coalesce(sum(l.jobs_declared), 0)::numeric AS d,
+                    (count(*) FILTER (WHERE l.waiver))::numeric AS e, coalesce(sum(l.principal) FILTER (WHERE l.waiver), 0) AS f
+             FROM loans l WHERE {LOAN_SCOPE} AND l.disbursed_on BETWEEN $4 AND {hi}
+             GROUP BY GROUPING SETS (({k}), ())"
+        );
+        for r in rows(conn, sql, p).await? {
+            if r.k.is_some() && !grouped {
+                continue;
+            }
+            let m = acc.entry(r.k).or_default();
+            m.issued_count = int(r.a);
+            m.issued_amount = r.b;
+            m.borrowers_helped = int(r.c);
+            m.jobs_created = int(r.d);
+            m.waiver_loans = int(r.e);
+            m.waiver_amount = r.f;
+        }
+    }
+    // Stocks on loans: cumulative issuance, outstanding balance.
+    {
+        let (k, grouped) = key(p, &loan_cols(None));
+        let sql = format!(
+            "SELECT {k} AS k,
+                    (count(*) FILTER (WHERE l.disbursed_on <= {hi}))::numeric AS a,
+                    coalesce(sum(l.principal) FILTER (WHERE l.disbursed_on <= {hi}), 0) AS b,
+                    coalesce(sum(l.principal - coalesce(pp.paid, 0)) FILTER (WHERE
+                      l.disbursed_on <= $6 AND NOT (l.status IN ('compensated', 'written_off') AND l.released_on <= $6)), 0) AS c,
+                    0::numeric AS d, 0::numeric AS e, 0::numeric AS f
+             FROM loans l
+             LEFT JOIN (SELECT loan_id, sum(principal) AS paid FROM principal_payments WHERE value_date <= $6
+                        GROUP BY loan_id) pp ON pp.loan_id = l.id
+             WHERE {LOAN_SCOPE} AND l.disbursed_on IS NOT NULL
+             GROUP BY GROUPING SETS (({k}), ())"
+        );
+        for r in rows(conn, sql, p).await? {
+            if r.k.is_some() && !grouped {
+                continue;
+            }
+            if r.k.is_some() && !stock_groups {
+                continue;
+            }
+            let m = acc.entry(r.k).or_default();
+            m.cumulative_issued_count = Some(int(r.a));
+            m.cumulative_issued_amount = Some(r.b);
+            m.outstanding_balance = Some(r.c);
+        }
+    }
+    // Principal falling due: in the period, and since the start.
+    {
+        let (k, grouped) = key(p, &loan_cols(Some("f.due_date")));
+        for (lo, cumulative) in [("$4", false), ("DATE '0001-01-01'", true)] {
+            let sql = format!(
+                "SELECT {k} AS k, coalesce(sum(f.principal), 0) AS a, coalesce(sum(x.by_as_of), 0) AS b,
+                        coalesce(sum(x.on_time), 0) AS c, 0::numeric AS d, 0::numeric AS e, 0::numeric AS f
+                 FROM instalment_facts f JOIN loans l ON l.id = f.loan_id JOIN policies po ON po.id = l.policy_id
+                 LEFT JOIN LATERAL (
+                   SELECT sum(pp.principal) FILTER (WHERE pp.value_date <= $6) AS by_as_of,
+                          sum(pp.principal) FILTER (WHERE pp.value_date <= LEAST(f.due_date + po.grace_days, $6)) AS on_time
+                   FROM principal_payments pp WHERE pp.loan_id = f.loan_id AND pp.number = f.number) x ON TRUE
+                 WHERE {LOAN_SCOPE} AND f.due_date BETWEEN {lo} AND {hi}
+                 GROUP BY GROUPING SETS (({k}), ())"
+            );
+            for r in rows(conn, sql, p).await? {
+                if r.k.is_some() && !grouped {
+                    continue;
+                }
+                let m = acc.entry(r.k).or_default();
+                if cumulative {
+                    m.cumulative_fell_due = r.a;
+                    m.cumulative_repaid = r.b;
+                    m.cumulative_repaid_on_time = r.c;
+                } else {
+                    m.fell_due = r.a;
+                    m.repaid = r.b;
+                    m.repaid_on_time = r.c;
+                }
+            }
+        }
+    }
+    // Count-based: loans whose last instalment fell due in the period.
+    {
+        let (k, grouped) = key(p, &loan_cols(Some("l.maturity_date")));
+        let sql = format!(
+            "SELECT {k} AS k, count(*)::numeric AS a,
+                    (count(*) FILTER (WHERE coalesce(pp.paid, 0) >= l.principal))::numeric AS b,
+                    0::numeric AS c, 0::numeric AS d, 0::numeric AS e, 0::numeric AS f
+             FROM loans l
+             LEFT JOIN (SELECT loan_id, sum(principal) AS paid FROM principal_payments WHERE value_date <= $6
+                        GROUP BY loan_id) pp ON pp.loan_id = l.id
+             WHERE {LOAN_SCOPE} AND l.disbursed_on IS NOT NULL AND l.maturity_date BETWEEN $4 AND {hi}
+             GROUP BY GROUPING SETS (({k}), ())"
+        );
+        for r in rows(conn, sql, p).await? {
+            if r.k.is_some() && !grouped {
+                continue;
+            }
+            let m = acc.entry(r.k).or_default();
+            m.loans_matured = int(r.a);
+            m.loans_repaid_in_full = int(r.b);
+        }
+    }
+    // Overdue on the as-of date, by days past due of the oldest unpaid instalment.
+    {
+        let (k, grouped) = key(p, &loan_cols(None));
+        let sql = format!(
+            "WITH od AS (
+               SELECT f.loan_id, min(f.due_date) AS oldest, sum(f.principal - coalesce(x.paid, 0)) AS overdue
+               FROM instalment_facts f JOIN loans l ON l.id = f.loan_id
+               LEFT JOIN LATERAL (SELECT sum(pp.principal) AS paid FROM principal_payments pp
+                                  WHERE pp.loan_id = f.loan_id AND pp.number = f.number AND pp.value_date <= $6) x ON TRUE
+               WHERE {LOAN_SCOPE} AND f.due_date < $6 AND (f.paid_on IS NULL OR f.paid_on > $6)
+                 AND l.disbursed_on <= $6 AND NOT (l.status IN ('compensated', 'written_off') AND l.released_on <= $6)
+               GROUP BY f.loan_id),
+             o AS (
+               SELECT od.*, l.principal - coalesce((SELECT sum(pp.principal) FROM principal_payments pp
+                                                     WHERE pp.loan_id = od.loan_id AND pp.value_date <= $6), 0) AS outstanding,
+                      $6 - od.oldest AS dpd, l.region_code, l.bank_id, l.centre_id, l.category
+               FROM od JOIN loans l ON l.id = od.loan_id)
+             SELECT {k} AS k, count(*)::numeric AS a, coalesce(sum(l.overdue), 0) AS b,
+                    coalesce(sum(l.outstanding) FILTER (WHERE l.dpd BETWEEN 1 AND 30), 0) AS c,
+                    coalesce(sum(l.outstanding) FILTER (WHERE l.dpd BETWEEN 31 AND 90), 0) AS d,
+                    coalesce(sum(l.outstanding) FILTER (WHERE l.dpd > 90), 0) AS e, 0::numeric AS f
+             FROM o l
+             GROUP BY GROUPING SETS (({k}), ())"
+        );
+        for r in rows(conn, sql, p).await? {
+            if r.k.is_some() && !grouped {
+                continue;
+            }
+            if r.k.is_some() && !stock_groups {
+                continue;
+            }
+            let m = acc.entry(r.k).or_default();
+            m.overdue_loans = Some(int(r.a));
+            m.overdue_principal = Some(r.b);
+            m.overdue_1_30 = Some(r.c);
+            m.overdue_31_90 = Some(r.d);
+            m.overdue_over_90 = Some(r.e);
+        }
+    }
+    // Compensations, recoveries, write-offs in the period.
+    for (date, from_where, setter) in [
+        (
+            "c.approved_on",
+            "compensation_claims c JOIN loans l ON l.id = c.loan_id WHERE c.status = 'approved' AND c.approved_on",
+            0,
+        ),
+        (
+            "r.value_date",
+            "recoveries r JOIN loans l ON l.id = r.loan_id WHERE r.value_date",
+            1,
+        ),
+        (
+            "w.written_off_on",
+            "write_offs w JOIN loans l ON l.id = w.loan_id WHERE w.written_off_on",
+            2,
+        ),
+    ] {
+        let (k, grouped) = key(p, &loan_cols(Some(date)));
+        let values = match setter {
+            0 => "count(*)::numeric AS a, coalesce(sum(c.paid_amount), 0) AS b",
+            1 => "count(*)::numeric AS a, coalesce(sum(r.amount), 0) AS b, coalesce(sum(r.to_fund), 0) AS c",
+            _ => "count(*)::numeric AS a, coalesce(sum(w.loss), 0) AS b",
+        };
+        let pad = if setter == 1 {
+            "0::numeric AS d, 0::numeric AS e, 0::numeric AS f"
+        } else {
+            "0::numeric AS c, 0::numeric AS d, 0::numeric AS e, 0::numeric AS f"
+        };
+        let sql = format!(
+            "SELECT {k} AS k, {values}, {pad} FROM {from_where} BETWEEN $4 AND {hi} AND {LOAN_SCOPE}
+             GROUP BY GROUPING SETS (({k}), ())"
+        );
+        for r in rows(conn, sql, p).await? {
+            if r.k.is_some() && !grouped {
+                continue;
+            }
+            let m = acc.entry(r.k).or_default();
+            match setter {
+                0 => {
+                    m.compensations = int(r.a);
+                    m.compensation_amount = r.b;
+                }
+                1 => {
+                    m.recovered = r.b;
+                    m.recovered_to_fund = r.c;
+                }
+                _ => {
+                    m.write_offs = int(r.a);
+                    m.written_off_loss = r.b;
+                }
+            }
+        }
+    }
+    // Interest subsidy on instalments due in the period, paid on time.
+    {
+        let (k, grouped) = key(p, &loan_cols(Some("f.due_date")));
+        let sql = format!(
+            "SELECT {k} AS k, coalesce(sum(f.subsidy), 0) AS a, 0::numeric AS b, 0::numeric AS c,
+                    0::numeric AS d, 0::numeric AS e, 0::numeric AS f
+             FROM instalment_facts f JOIN loans l ON l.id = f.loan_id JOIN policies po ON po.id = l.policy_id
+             WHERE {LOAN_SCOPE} AND f.due_date BETWEEN $4 AND $5 AND NOT f.extended
+               AND f.paid_on <= LEAST(f.due_date + po.grace_days, $6)
+             GROUP BY GROUPING SETS (({k}), ())"
+        );
+        for r in rows(conn, sql, p).await? {
+            if r.k.is_some() && !grouped {
+                continue;
+            }
+            acc.entry(r.k).or_default().subsidy = r.a;
+        }
+    }
+    // Communities and funds belong to centres, not to banks or categories.
+    if p.scope.bank_id.is_none() {
+        let community = Cols {
+            region: Some("cc.region_code"),
+            bank: None,
+            centre: Some("cc.centre_id"),
+            category: None,
+            date: Some("cc.certified_on"),
+        };
+        let scope = "cc.region_code LIKE $1 AND ($2::uuid IS NULL OR TRUE) AND ($3::uuid IS NULL OR cc.centre_id = $3)";
+        {
+            let (k, grouped) = key(p, &community);
+            let sql = format!(
+                "SELECT {k} AS k, count(*)::numeric AS a, 0::numeric AS b, 0::numeric AS c, 0::numeric AS d,
+                        0::numeric AS e, 0::numeric AS f
+                 FROM credit_communities cc WHERE {scope} AND cc.certified_on BETWEEN $4 AND {hi}
+                 GROUP BY GROUPING SETS (({k}), ())"
+            );
+            for r in rows(conn, sql, p).await? {
+                if r.k.is_some() && !grouped {
+                    continue;
+                }
+                acc.entry(r.k).or_default().new_credit_communities = Some(int(r.a));
+            }
+        }
+        {
+            let (k, grouped) = key(
+                p,
+                &Cols {
+                    date: None,
+                    ..community
+                },
+            );
+            let sql = format!(
+                "SELECT {k} AS k, count(*)::numeric AS a, 0::numeric AS b, 0::numeric AS c, 0::numeric AS d,
+                        0::numeric AS e, 0::numeric AS f
+                 FROM credit_communities cc WHERE {scope} AND cc.certified_on <= {hi}
+                   AND (cc.revoked_on IS NULL OR cc.revoked_on > {hi})
+                 GROUP BY GROUPING SETS (({k}), ())"
+            );
+            for r in rows(conn, sql, p).await? {
+                if r.k.is_some() && !grouped {
+                    continue;
+                }
+                if r.k.is_some() && !stock_groups {
+                    continue;
+                }
+                acc.entry(r.k).or_default().credit_communities = Some(int(r.a));
+            }
+        }
+        let ledger = Cols {
+            region: Some("c.region_code"),
+            bank: None,
+            centre: Some("fu.centre_id"),
+            category: None,
+            date: Some("e.value_date"),
+        };
+        let scope = "c.region_code LIKE $1 AND ($2::uuid IS NULL OR TRUE) AND ($3::uuid IS NULL OR fu.centre_id = $3)";
+        {
+            let (k, grouped) = key(p, &ledger);
+            let sql = format!(
+                "SELECT {k} AS k, coalesce(sum(e.amount), 0) AS a, 0::numeric AS b, 0::numeric AS c,
+                        0::numeric AS d, 0::numeric AS e, 0::numeric AS f
+                 FROM fund_ledger_entries e JOIN funds fu ON fu.id = e.fund_id JOIN centres c ON c.id = fu.centre_id
+                 WHERE {scope} AND e.kind = 'contribution' AND e.value_date BETWEEN $4 AND {hi}
+                 GROUP BY GROUPING SETS (({k}), ())"
+            );
+            for r in rows(conn, sql, p).await? {
+                if r.k.is_some() && !grouped {
+                    continue;
+                }
+                acc.entry(r.k).or_default().contributions = Some(r.a);
+            }
+        }
+        {
+            let (k, grouped) = key(
+                p,
+                &Cols {
+                    date: None,
+                    ..ledger
+                },
+            );
+            let sql = format!(
+                "SELECT {k} AS k, coalesce(sum(e.amount) FILTER (WHERE e.kind = 'contribution'), 0) AS a,
+                        coalesce(sum(e.amount), 0) AS b, 0::numeric AS c, 0::numeric AS d, 0::numeric AS e,
+                        0::numeric AS f
+                 FROM fund_ledger_entries e JOIN funds fu ON fu.id = e.fund_id JOIN centres c ON c.id = fu.centre_id
+                 WHERE {scope} AND e.value_date <= $6
+                 GROUP BY GROUPING SETS (({k}), ())"
+            );
+            for r in rows(conn, sql, p).await? {
+                if r.k.is_some() && !grouped {
+                    continue;
+                }
+                if r.k.is_some() && !stock_groups {
+                    continue;
+                }
+                let m = acc.entry(r.k).or_default();
+                m.contributions_total = Some(r.a);
+                m.fund_balance = Some(r.b);
+            }
+        }
+        let guaranteed = Cols {
+            region: Some("l.region_code"),
+            bank: None,
+            centre: Some("l.centre_id"),
+            category: None,
+            date: None,
+        };
+        {
+            let (k, grouped) = key(p, &guaranteed);
+            let sql = format!(
+                "SELECT {k} AS k, coalesce(sum(l.principal - coalesce(pp.paid, 0)), 0) AS a, 0::numeric AS b,
+                        0::numeric AS c, 0::numeric AS d, 0::numeric AS e, 0::numeric AS f
+                 FROM loans l
+                 LEFT JOIN (SELECT loan_id, sum(principal) AS paid FROM principal_payments WHERE value_date <= $6
+                            GROUP BY loan_id) pp ON pp.loan_id = l.id
+                 WHERE {LOAN_SCOPE} AND l.approved_on <= $6 AND (l.released_on IS NULL OR l.released_on > $6)
+                 GROUP BY GROUPING SETS (({k}), ())"
+            );
+            for r in rows(conn, sql, p).await? {
+                if r.k.is_some() && !grouped {
+                    continue;
+                }
+                if r.k.is_some() && !stock_groups {
+                    continue;
+                }
+                acc.entry(r.k).or_default().outstanding_guaranteed = Some(r.a);
+            }
+        }
+    }
+    let mut total = acc.remove(&None).unwrap_or_default();
+    // A scope with nothing in it still has stocks of zero.
+    if total.outstanding_balance.is_none() {
+        total.cumulative_issued_count = Some(0);
+        total.cumulative_issued_amount = Some(Decimal::ZERO);
+        total.outstanding_balance = Some(Decimal::ZERO);
+    }
+    if total.overdue_loans.is_none() {
+        total.overdue_loans = Some(0);
+        for v in [
+            &mut total.overdue_principal,
+            &mut total.overdue_1_30,
+            &mut total.overdue_31_90,
+            &mut total.overdue_over_90,
+        ] {
+            *v = Some(Decimal::ZERO);
+        }
+    }
+    if p.scope.bank_id.is_none() {
+        total.new_credit_communities.get_or_insert(0);
+        total.credit_communities.get_or_insert(0);
+        total.contributions.get_or_insert(Decimal::ZERO);
+        total.contributions_total.get_or_insert(Decimal::ZERO);
+        total.fund_balance.get_or_insert(Decimal::ZERO);
+        total.outstanding_guaranteed.get_or_insert(Decimal::ZERO);
+    }
+    fill_par(&mut total);
+    total.finish();
+    let labels = labels(conn, p.group_by, acc.keys().flatten().cloned().collect()).await?;
+    let groups = acc
+        .into_iter()
+        .filter_map(|(k, m)| k.map(|k| (k, m)))
+        .map(|(key, mut measures)| {
+            fill_par(&mut measures);
+            measures.finish();
+            Group {
+                label: labels.get(&key).cloned().unwrap_or_else(|| key.clone()),
+                key,
+                measures,
+            }
+        })
+        .collect();
+    Ok(Summary {
+        region: p.scope.region.as_str().to_owned(),
+        bank_id: p.scope.bank_id,
+        centre_id: p.scope.centre_id,
+        from: p.from,
+        to: p.to,
+        as_of: p.as_of,
+        group_by: p.group_by,
+        total,
+        groups,
+    })
+}
+
+fn fill_par(m: &mut Measures) {
+    if let (Some(b), Some(c)) = (m.overdue_31_90, m.overdue_over_90) {
+        m.par30 = Some(b + c);
+        m.par90 = Some(c);
+    }
+}
+
+#[derive(QueryableByName)]
+struct Label {
+    #[diesel(sql_type = Text)]
+    k: String,
+    #[diesel(sql_type = Text)]
+    name: String,
+}
+
+/// Names of regions, banks and centres for the keys.
+async fn labels(
+    conn: &mut AsyncPgConnection,
+    g: Option<GroupBy>,
+    keys: Vec<String>,
+) -> anyhow::Result<BTreeMap<String, String>> {
+    let sql = match g {
+        Some(GroupBy::Region) => "SELECT code AS k, name FROM regions WHERE code = ANY($1)",
+        Some(GroupBy::Bank) => "SELECT id::text AS k, name FROM banks WHERE id::text = ANY($1)",
+        Some(GroupBy::Centre) => "SELECT id::text AS k, name FROM centres WHERE id::text = ANY($1)",
+        _ => return Ok(BTreeMap::new()),
+    };
+    let rows: Vec<Label> = sql_query(sql)
+        .bind::<danbao_persistence::diesel::sql_types::Array<Text>, _>(keys)
+        .load(conn)
+        .await?;
+    Ok(rows.into_iter().map(|l| (l.k, l.name)).collect())
+}
