@@ -67,6 +67,10 @@ struct VerifyArgs {
     /// Print the report as JSON.
     #[arg(long)]
     json: bool,
+    /// First rewrite every loan's statistics facts from its entries (after an upgrade that
+    /// added them, or to repair them).
+    #[arg(long)]
+    rebuild_facts: bool,
 }
 
 #[derive(Args)]
@@ -180,7 +184,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let db = open_database(cli.db.database_url.as_deref(), &cli.db.data_dir).await?;
             migrate::run_pending(&db.url).await?;
             let today = chrono::Utc::now().with_timezone(&a.timezone).date_naive();
-            let report = danbao_api::verify::run(&db.url, today).await?;
+            let report = danbao_api::verify::run_with(&db.url, today, a.rebuild_facts).await?;
             if a.json {
                 println!("{}", serde_json::to_string_pretty(&report)?);
             } else {

@@ -9,6 +9,7 @@ use danbao_persistence::diesel::{sql_query, QueryableByName};
 use danbao_persistence::diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use danbao_persistence::models::policy::PolicyRow;
 use danbao_persistence::models::repayment::{InstalmentRow, RepaymentRow};
+use danbao_persistence::models::stats::{InstalmentFactRow, PrincipalPaymentRow};
 use danbao_persistence::repo;
 use danbao_persistence::repo::loan::LoanFilter;
 use std::collections::HashMap;
@@ -150,6 +151,12 @@ const RULES: &[(&str, &str, &str)] = &[
 
 /// Runs every rule against the database at `url`. `today`: the business date for positions.
 pub async fn run(url: &str, today: NaiveDate) -> anyhow::Result<Report> {
+    run_with(url, today, false).await
+}
+
+/// `rebuild_facts`: first rewrite every loan's statistics facts from its entries (after a
+/// migration that added them, or to repair), then check.
+pub async fn run_with(url: &str, today: NaiveDate, rebuild_facts: bool) -> anyhow::Result<Report> {
     let mut conn = AsyncPgConnection::establish(url).await?;
     let mut checks = Vec::new();
     for (rule, table, query) in RULES {
@@ -164,7 +171,10 @@ pub async fn run(url: &str, today: NaiveDate) -> anyhow::Result<Report> {
             failures: bad.into_iter().take(SHOWN).map(|b| b.what).collect(),
         });
     }
-    checks.push(positions(&mut conn, today).await?);
+    let (positions, facts) = positions(&mut conn, today, rebuild_facts).await?;
+    checks.push(positions);
+    checks.push(facts);
+    checks.push(region_totals(&mut conn, today).await?);
     Ok(Report {
         as_of: today,
         checks,
@@ -172,10 +182,17 @@ pub async fn run(url: &str, today: NaiveDate) -> anyhow::Result<Report> {
 }
 
 /// Every disbursed loan's position, recomputed from its schedule and repayments, allocates
-/// each repayment exactly as its current allocation row says.
-async fn positions(conn: &mut AsyncPgConnection, today: NaiveDate) -> anyhow::Result<Check> {
+/// each repayment exactly as its current allocation row says; and its statistics facts are
+/// the ones that position gives.
+async fn positions(
+    conn: &mut AsyncPgConnection,
+    today: NaiveDate,
+    rebuild_facts: bool,
+) -> anyhow::Result<(Check, Check)> {
     let mut failures = Vec::new();
     let mut failed = 0_usize;
+    let mut fact_failures = Vec::new();
+    let mut facts_failed = 0_usize;
     let mut checked = 0_i64;
     let mut after = None;
     loop {
@@ -204,6 +221,25 @@ async fn positions(conn: &mut AsyncPgConnection, today: NaiveDate) -> anyhow::Re
         }
         let policies: HashMap<Uuid, PolicyRow> =
             many.policies.into_iter().map(|p| (p.id, p)).collect();
+        let extended: HashMap<Uuid, u32> = repo::compensation::extensions_of(conn, &ids)
+            .await?
+            .into_iter()
+            .map(|e| {
+                (
+                    e.loan_id,
+                    u32::try_from(e.first_extended).unwrap_or(u32::MAX),
+                )
+            })
+            .collect();
+        let (stored_facts, stored_payments) = repo::stats::facts_of(conn, &ids).await?;
+        let mut stored: HashMap<Uuid, (Vec<InstalmentFactRow>, Vec<PrincipalPaymentRow>)> =
+            HashMap::new();
+        for f in stored_facts {
+            stored.entry(f.loan_id).or_default().0.push(f);
+        }
+        for p in stored_payments {
+            stored.entry(p.loan_id).or_default().1.push(p);
+        }
         for loan in &loans {
             checked += 1;
             let Some(policy) = policies.get(&loan.policy_id) else {
@@ -232,6 +268,19 @@ async fn positions(conn: &mut AsyncPgConnection, today: NaiveDate) -> anyhow::Re
                     continue;
                 }
             };
+            let want = crate::facts::facts_of(loan, policy, extended.get(&loan.id).copied(), &pos)
+                .map_err(|e| anyhow::anyhow!("loan {}: {e}", loan.id))?;
+            if rebuild_facts {
+                repo::stats::replace_facts(conn, loan.id, &want.0, &want.1).await?;
+            } else if stored.remove(&loan.id).unwrap_or_default() != want {
+                facts_failed += 1;
+                if fact_failures.len() < SHOWN {
+                    fact_failures.push(format!(
+                        "loan {}: its statistics facts are not those of its position (run `danbao verify --rebuild-facts`)",
+                        loan.id
+                    ));
+                }
+            }
             for a in &pos.allocations {
                 let row = current.get(&a.repayment_id);
                 let same = row.is_some_and(|r| {
@@ -264,9 +313,113 @@ async fn positions(conn: &mut AsyncPgConnection, today: NaiveDate) -> anyhow::Re
         }
     }
     failures.truncate(SHOWN);
+    Ok((
+        Check {
+            rule:
+                "each loan's position, recomputed from its entries, matches its stored allocations",
+            checked,
+            failed,
+            failures,
+        },
+        Check {
+            rule: "each loan's statistics facts are those of its position",
+            checked,
+            failed: facts_failed,
+            failures: fact_failures,
+        },
+    ))
+}
+
+/// The measures that add up over sub-regions.
+fn additive(m: &crate::stats::Measures) -> [(&'static str, rust_decimal::Decimal); 12] {
+    use rust_decimal::Decimal;
+    [
+        ("issued amount", m.issued_amount),
+        ("issued count", Decimal::from(m.issued_count)),
+        ("jobs created", Decimal::from(m.jobs_created)),
+        (
+            "cumulative issued",
+            m.cumulative_issued_amount.unwrap_or_default(),
+        ),
+        (
+            "outstanding balance",
+            m.outstanding_balance.unwrap_or_default(),
+        ),
+        ("principal fallen due", m.cumulative_fell_due),
+        ("principal repaid", m.cumulative_repaid),
+        ("repaid on time", m.cumulative_repaid_on_time),
+        ("overdue principal", m.overdue_principal.unwrap_or_default()),
+        ("compensation paid", m.compensation_amount),
+        ("fund balance", m.fund_balance.unwrap_or_default()),
+        (
+            "outstanding guaranteed",
+            m.outstanding_guaranteed.unwrap_or_default(),
+        ),
+    ]
+}
+
+/// A region's figures (since the start, as of today) equal the sum of its parts: each
+/// sub-region computed on its own, plus what sits at the region's own level.
+async fn region_totals(conn: &mut AsyncPgConnection, today: NaiveDate) -> anyhow::Result<Check> {
+    use crate::stats::{summary, GroupBy, Params, Scope};
+    let parents: Vec<Bad> = sql_query(
+        "SELECT DISTINCT p.code AS what FROM regions p JOIN regions c ON c.parent_code = p.code ORDER BY 1",
+    )
+    .load(conn)
+    .await?;
+    let from = NaiveDate::from_ymd_opt(1990, 1, 1).unwrap_or(today);
+    let params = |code: &str, group_by| -> anyhow::Result<Params> {
+        Ok(Params {
+            scope: Scope {
+                region: danbao_domain::RegionCode::parse(code)
+                    .map_err(|e| anyhow::anyhow!("{e}"))?,
+                bank_id: None,
+                centre_id: None,
+            },
+            from,
+            to: today,
+            as_of: today,
+            group_by,
+        })
+    };
+    let mut failures = Vec::new();
+    let mut failed = 0;
+    for parent in &parents {
+        let whole = summary(conn, &params(&parent.what, Some(GroupBy::Region))?).await?;
+        let mut sum = additive(&crate::stats::Measures::default())
+            .map(|(n, _)| (n, rust_decimal::Decimal::ZERO));
+        for g in &whole.groups {
+            let part = if g.key == parent.what {
+                g.measures.clone()
+            } else {
+                summary(conn, &params(&g.key, None)?).await?.total
+            };
+            for (i, (name, v)) in additive(&part).into_iter().enumerate() {
+                sum[i].1 += v;
+                let grouped = additive(&g.measures)[i].1;
+                if g.key != parent.what && grouped != v {
+                    failed += 1;
+                    failures.push(format!(
+                        "region {}: {name} {v} on its own, {grouped} as part of {}",
+                        g.key, parent.what
+                    ));
+                }
+            }
+        }
+        for ((name, total), (_, parts)) in additive(&whole.total).into_iter().zip(sum) {
+            if total != parts {
+                failed += 1;
+                failures.push(format!(
+                    "region {}: {name} {total}, its parts add up to {parts}",
+                    parent.what
+                ));
+            }
+        }
+    }
+    failures.truncate(SHOWN);
     Ok(Check {
-        rule: "each loan's position, recomputed from its entries, matches its stored allocations",
-        checked,
+        rule: "a region's figures equal the sum of its sub-regions' and its own level's",
+        checked: i64::try_from(parents.len()).unwrap_or(i64::MAX),
         failed,
         failures,
     })

@@ -93,7 +93,7 @@ fn placement<'a>(b: &BorrowerRow, centre_region: &'a str) -> Placement<'a> {
 }
 
 /// Family name (the first character) and `*`: how supervisors see a person's name.
-fn mask_name(name: &str) -> String {
+pub(crate) fn mask_name(name: &str) -> String {
     name.chars().take(1).chain(std::iter::once('*')).collect()
 }
 

@@ -229,6 +229,21 @@ fn stored_counter_guarantee(
     Ok(v)
 }
 
+/// The loan as `user` may see it: a supervisor sees a guarantor's name masked to the family
+/// name (the national id is always shown masked).
+pub(crate) fn for_viewer(user: &AuthUser, mut v: LoanView) -> LoanView {
+    if user.role == Role::Supervisor {
+        if let Some(name) = v
+            .counter_guarantee
+            .get_mut("name")
+            .filter(|n| n.is_string())
+        {
+            *name = super::borrowers::mask_name(name.as_str().unwrap_or_default()).into();
+        }
+    }
+    v
+}
+
 fn public_counter_guarantee(mut v: serde_json::Value) -> serde_json::Value {
     if let Some(o) = v.as_object_mut() {
         o.remove("national_id_enc");
@@ -593,7 +608,11 @@ pub async fn list(
     let Some(overdue) = q.overdue else {
         let rows = repo::loan::list(&mut conn, &f, page.cursor_uuid()?, page.limit()?).await?;
         let next_cursor = super::next_cursor(&rows, |r| r.id.to_string());
-        let items = super::repayments::loans_with_positions(&mut conn, rows.items, as_of).await?;
+        let items = super::repayments::loans_with_positions(&mut conn, rows.items, as_of)
+            .await?
+            .into_iter()
+            .map(|v| for_viewer(&user, v))
+            .collect::<Vec<_>>();
         return Ok(HttpResponse::Ok().json(Paged { items, next_cursor }));
     };
     // Days past due come from each loan's position, so the filter runs on positions, page
@@ -626,7 +645,7 @@ pub async fn list(
                 full = true;
                 break;
             }
-            items.push(v);
+            items.push(for_viewer(&user, v));
         }
         if full {
             next_cursor = items.last().map(|v: &LoanView| v.id.to_string());
@@ -656,8 +675,8 @@ pub async fn get(
     let mut conn = state.conn().await?;
     let loan = visible_loan(&mut conn, &user, *id).await?;
     let as_of = q.as_of.unwrap_or_else(|| state.today());
-    Ok(HttpResponse::Ok()
-        .json(super::repayments::loan_with_position(&mut conn, loan, as_of).await?))
+    let view = super::repayments::loan_with_position(&mut conn, loan, as_of).await?;
+    Ok(HttpResponse::Ok().json(for_viewer(&user, view)))
 }
 
 #[derive(Deserialize, ToSchema)]

@@ -708,7 +708,8 @@ pub async fn target_completion(
     )
     .await
     .map_err(ApiError::internal)?;
-    let targets = repo::stats::current_targets(&mut conn, std::slice::from_ref(&region), year).await?;
+    let targets =
+        repo::stats::current_targets(&mut conn, std::slice::from_ref(&region), year).await?;
     let items = TargetMeasure::ALL
         .iter()
         .map(|m| {

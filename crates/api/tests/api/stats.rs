@@ -835,3 +835,46 @@ async fn a_small_province_adds_up() {
     let report = danbao_api::verify::run(&w.app.db.url, today).await.unwrap();
     assert!(report.ok(), "{report:#?}");
 }
+
+#[tokio::test]
+async fn supervisors_see_loans_with_personal_data_masked() {
+    let app = spawn_app().await;
+    let desk = app.desk("1000000.00").await;
+    let b = app.person(&desk.entrant, 1, json!({})).await;
+    let guarantor_id = national_id("19700101", 900);
+    let loan = app
+        .applied(
+            &desk.entrant,
+            &desk,
+            &b,
+            json!({ "counter_guarantee": { "kind": "guarantor", "name": "王芳", "national_id": guarantor_id } }),
+        )
+        .await;
+    let sup = app
+        .user_token("sup.nc", "supervisor", json!({ "region_code": "360100" }))
+        .await;
+    let (s, v) = app.get_json(&format!("/v1/loans/{loan}"), &sup).await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["counter_guarantee"]["name"], "王*");
+    let masked = v["counter_guarantee"]["national_id_masked"]
+        .as_str()
+        .unwrap();
+    assert_eq!(&masked[..6], &guarantor_id[..6]);
+    assert_eq!(&masked[14..], &guarantor_id[14..]);
+    assert!(!v.to_string().contains(&guarantor_id[6..14]), "{v}");
+    let (_, list) = app.get_json("/v1/loans", &sup).await;
+    assert_eq!(list["items"][0]["counter_guarantee"]["name"], "王*");
+    // The centre's clerk sees the name in full.
+    let (_, v) = app
+        .get_json(&format!("/v1/loans/{loan}"), &desk.entrant)
+        .await;
+    assert_eq!(v["counter_guarantee"]["name"], "王芳");
+    // Another city's supervisor does not see the loan at all.
+    let jdz = app
+        .user_token("sup.jdz", "supervisor", json!({ "region_code": "360200" }))
+        .await;
+    let (s, _) = app.get_json(&format!("/v1/loans/{loan}"), &jdz).await;
+    assert_eq!(s, 404);
+    let (_, list) = app.get_json("/v1/loans", &jdz).await;
+    assert!(list["items"].as_array().unwrap().is_empty());
+}
