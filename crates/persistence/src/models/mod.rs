@@ -10,4 +10,5 @@ pub mod loan;
 pub mod policy;
 pub mod region;
 pub mod repayment;
+pub mod repayment_batch;
 pub mod user;

@@ -12,6 +12,7 @@ pub mod loan;
 pub mod policy;
 pub mod region;
 pub mod repayment;
+pub mod repayment_batch;
 pub mod user;
 
 /// Rows of one page plus whether more follow. Lists fetch `limit + 1` rows to know it.
