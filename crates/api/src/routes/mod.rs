@@ -12,6 +12,7 @@ pub mod loans;
 pub mod me;
 pub mod policies;
 pub mod regions;
+pub mod repayment_batches;
 pub mod repayments;
 pub mod users;
 
@@ -46,7 +47,9 @@ pub fn v1(cfg: &mut ServiceConfig) {
         .configure(credit_communities::configure)
         .configure(borrowers::configure)
         .configure(loans::configure)
-        .configure(repayments::configure);
+        .configure(repayments::configure)
+        .service(repayment_batches::create)
+        .service(repayment_batches::get);
 }
 
 pub fn unversioned(cfg: &mut ServiceConfig) {
