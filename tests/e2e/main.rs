@@ -7,4 +7,5 @@ mod clerk_day;
 mod database_url;
 mod embedded;
 mod harness;
+mod import_repayments;
 mod no_postgres;
