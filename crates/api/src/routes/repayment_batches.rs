@@ -342,6 +342,29 @@ fn header(fields: &[&[u8]]) -> ApiResult<Vec<Column>> {
     }
 }
 
+/// A repayment file as JSON (for the OpenAPI document; rows are read leniently, so that a bad
+/// row is that row's failure, not the file's).
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct BatchFile {
+    rows: Vec<BatchFileRow>,
+}
+
+/// One row: every value a string; exactly one of `loan_id` and `bank_account_no`.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct BatchFileRow {
+    #[schema(min_length = 1, max_length = 64, example = "JXRCU-20261127-000001")]
+    bank_reference: String,
+    #[schema(example = "2026-11-27")]
+    value_date: NaiveDate,
+    #[schema(pattern = r"^\d{1,16}(\.\d{1,2})?$", example = "1043.50")]
+    amount: String,
+    loan_id: Option<Uuid>,
+    #[schema(max_length = 64)]
+    bank_account_no: Option<String>,
+}
+
 /// `{"rows": [{...}, ...]}`, each row an object of strings.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -657,6 +680,8 @@ impl Run<'_> {
         }
 
         let mut outcomes = Vec::with_capacity(parsed.len());
+        // Principal repaid per fund, taken off the funds' totals once for the chunk.
+        let mut repaid: HashMap<Uuid, rust_decimal::Decimal> = HashMap::new();
         for (raw, p) in parsed {
             let sent_reference = raw.bank_reference.as_deref().unwrap_or("");
             let row = match p {
@@ -695,6 +720,7 @@ impl Run<'_> {
                 amount: row.amount,
                 today: self.today,
                 region_code: &region,
+                defer_fund_totals: true,
             };
             let audit = &self.audit;
             // A savepoint per row: a refused row rolls back only itself.
@@ -703,6 +729,9 @@ impl Run<'_> {
                 .await;
             let result = match result {
                 Ok(a) => {
+                    if !a.principal_repaid.is_zero() {
+                        *repaid.entry(loan.fund_id).or_default() += a.principal_repaid;
+                    }
                     let id = a.answer.repayment.id;
                     if a.is_new() {
                         self.created.insert(id);
@@ -715,6 +744,11 @@ impl Run<'_> {
                 },
             };
             outcomes.push(self.outcome(raw.row_no, &row.reference, Some(loan.id), result));
+        }
+        let mut repaid: Vec<_> = repaid.into_iter().collect();
+        repaid.sort();
+        for (fund_id, amount) in repaid {
+            repo::fund::add_to_totals(conn, fund_id, rust_decimal::Decimal::ZERO, -amount).await?;
         }
         for o in &outcomes {
             self.rows += 1;
@@ -1093,7 +1127,10 @@ pub fn bank_of(p: &Principal) -> ApiResult<Uuid> {
 /// `?atomic=true`. Sending the same file again changes nothing: every row answers
 /// `duplicate`. Bounds: 32 MiB body (JSON 8 MiB), 200,000 rows, 4 KiB per CSV record.
 #[utoipa::path(tag = "repayments", params(BatchParams, ("Idempotency-Key" = Option<String>, Header, description = "makes retries safe: the same key and body replay the first answer")),
-    request_body(content = String, description = "the file: text/csv, or application/json {\"rows\": [...]}", content_type = "text/csv"),
+    request_body(description = "the file: text/csv with a header row, or application/json", content(
+        (String = "text/csv", example = "bank_reference,value_date,amount,bank_account_no\r\nJXRCU-20261127-000001,2026-11-27,1043.50,6228480012345678\r\n"),
+        (BatchFile = "application/json"),
+    )),
     responses(
     (status = 201, body = BatchView),
     (status = 403, description = "not a bank", body = Problem, content_type = "application/problem+json"),

@@ -485,6 +485,7 @@ pub async fn record(
         amount: body.amount,
         today,
         region_code: &centre.region_code,
+        defer_fund_totals: false,
     };
     let fund_id = loan.fund_id;
     let answer = conn
@@ -517,6 +518,11 @@ pub struct RepaymentInput<'a> {
     pub today: NaiveDate,
     /// The region of the loan's centre, for the audit event.
     pub region_code: &'a str,
+    /// Leave the fund's `outstanding_guaranteed` to the caller, who adds
+    /// `-Applied::principal_repaid` later in the same transaction (a file of many rows updates
+    /// the fund row once per chunk instead of once per row: PostgreSQL keeps every version of
+    /// a row updated in one transaction, and each update walks them all).
+    pub defer_fund_totals: bool,
 }
 
 /// What `apply_repayment` did.
@@ -525,6 +531,9 @@ pub struct Applied {
     /// before, and this is that repayment (nothing moved).
     pub status: StatusCode,
     pub answer: RepaymentAnswer,
+    /// Principal this repayment paid off, net of what it moved on other repayments (0 for a
+    /// resend). Already taken off the fund's total unless the input deferred it.
+    pub principal_repaid: Decimal,
 }
 
 impl Applied {
@@ -558,6 +567,7 @@ pub async fn apply_repayment(
             return Ok(Applied {
                 status: StatusCode::OK,
                 answer,
+                principal_repaid: Decimal::ZERO,
             });
         }
         return Err(ApiError::conflict(
@@ -628,7 +638,7 @@ pub async fn apply_repayment(
     })?;
     reallocate(conn, loan.id, &after).await?;
     let repaid = after.principal_paid.amount() - before.principal_paid.amount();
-    if !repaid.is_zero() {
+    if !repaid.is_zero() && !input.defer_fund_totals {
         repo::fund::add_to_totals(conn, fund_id, Decimal::ZERO, -repaid).await?;
     }
     let loan = if after.settled && loan.status == "active" {
@@ -655,6 +665,7 @@ pub async fn apply_repayment(
     Ok(Applied {
         status: StatusCode::CREATED,
         answer,
+        principal_repaid: repaid,
     })
 }
 
