@@ -672,3 +672,78 @@ async fn batch_migration_reverts_and_reapplies() {
         conn.batch_execute(&read(dir, "up.sql")).await.unwrap();
     }
 }
+
+#[tokio::test]
+async fn batch_concurrent_files_and_single_repayments_do_not_deadlock() {
+    let app = spawn_app().await;
+    let desk = app.desk("100000.00").await;
+    let bank = banks(&app, &desk).await;
+    let a1 = active(&app, &desk, &bank.a, &desk.p.bank_a, 1).await;
+    let a2 = active(&app, &desk, &bank.a, &desk.p.bank_a, 2).await;
+    let b1 = active(&app, &desk, &bank.b, &desk.p.bank_b, 3).await;
+    // A second fund of the same centre, so the files span two funds.
+    let fund2 = app.fund(&desk.entrant, "第二基金", "100000.00").await;
+    let p = app.person(&desk.entrant, 4, json!({})).await;
+    let a3 = app
+        .applied(&desk.entrant, &desk, &p, json!({ "principal": PRINCIPAL, "term_months": 12, "applied_on": "2025-01-05", "fund_id": fund2 }))
+        .await;
+    let r = app
+        .call(
+            Method::POST,
+            &format!("/v1/loans/{a3}/approval"),
+            Some(&desk.approver),
+            Some(json!({ "decided_on": "2025-01-10" })),
+        )
+        .await;
+    assert_eq!(r.status(), 200);
+    let r = app
+        .call(
+            Method::POST,
+            &format!("/v1/loans/{a3}/disbursement"),
+            Some(&bank.a),
+            Some(json!({ "value_date": DISBURSED, "bank_account_no": "ACC-4" })),
+        )
+        .await;
+    assert_eq!(r.status(), 200);
+
+    let file = |tag: &str, loans: &[&str]| {
+        let mut f = String::from("bank_reference,value_date,amount,loan_id\n");
+        for (i, l) in loans.iter().cycle().take(40).enumerate() {
+            f.push_str(&format!("{tag}-{i},2025-02-{:02},5.00,{l}\n", 1 + i % 28));
+        }
+        f
+    };
+    let f1 = file("X", &[&a1, &a3, &a2]);
+    let f2 = file("Y", &[&a3, &a2, &a1]);
+    let f3 = file("Z", &[&b1]);
+    let singles = async {
+        for i in 0..10 {
+            for l in [&a1, &a3] {
+                let r = app
+                    .call(Method::POST, &format!("/v1/loans/{l}/repayments"), Some(&bank.a),
+                        Some(json!({ "bank_reference": format!("S-{l}-{i}"), "value_date": "2025-02-20", "amount": "1.00" })))
+                    .await;
+                assert_eq!(r.status(), 201);
+            }
+        }
+    };
+    let (r1, r2, r3, ()) = tokio::join!(
+        csv(&app, &bank.a, "", &f1),
+        csv(&app, &bank.a, "?atomic=true", &f2),
+        csv(&app, &bank.b, "", &f3),
+        singles
+    );
+    for r in [r1, r2, r3] {
+        let v = json_of(r, 201).await;
+        assert_eq!(
+            (&v["status"], &v["applied"]),
+            (&json!("applied"), &json!(40)),
+            "{v}"
+        );
+    }
+    assert_eq!(
+        count(&app, "SELECT count(*) AS n FROM repayments").await,
+        140
+    );
+    funds_reconcile(&app).await;
+}
