@@ -10,6 +10,13 @@ pub struct ServedTestDb {
     _tmp: tempfile::TempDir,
 }
 
+impl ServedTestDb {
+    /// The database's URL, for other `danbao` commands on the same database.
+    pub fn database_url(&self) -> &str {
+        &self._db.url
+    }
+}
+
 pub async fn serve_on_test_db() -> ServedTestDb {
     let db = test_db().await;
     // Out of the way (not ./danbao-data in the crate): unused with DATABASE_URL.

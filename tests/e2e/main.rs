@@ -3,8 +3,10 @@
 //! but the binary, so they run in parallel (`cargo nextest run -p danbao-api --test e2e`).
 
 mod bad_input;
+mod bank_week;
 mod clerk_day;
 mod database_url;
 mod embedded;
 mod harness;
+mod import_repayments;
 mod no_postgres;

@@ -112,6 +112,71 @@ impl Idem {
         }
     }
 
+    /// For a body fingerprinted while it streams in (a repayment file): the hasher, already fed
+    /// with the path, takes the raw body bytes (and anything else that changes the request, such
+    /// as the query string); `set_fingerprint` gives the result before `remember` or `judge`.
+    pub fn streaming(principal_id: Uuid, key: IdempotencyKey) -> (Self, Sha256) {
+        let mut h = Sha256::new();
+        h.update(key.path.as_bytes());
+        h.update([0]);
+        let idem = Idem {
+            principal_id,
+            route: key.route,
+            key: key.key,
+            fingerprint: [0; 32],
+        };
+        (idem, h)
+    }
+
+    pub fn set_fingerprint(&mut self, hasher: Sha256) {
+        self.fingerprint = hasher.finalize().into();
+    }
+
+    pub fn has_key(&self) -> bool {
+        self.key.is_some()
+    }
+
+    /// Inside the write's transaction, before the fingerprint is known: takes the key's lock
+    /// (409 if another request holds it) and returns the stored answer with its fingerprint,
+    /// if this key was used before. Then `judge` it once the fingerprint is known.
+    pub async fn lookup(
+        &self,
+        conn: &mut AsyncPgConnection,
+    ) -> Result<Option<(Vec<u8>, Replay)>, ApiError> {
+        let Some(key) = &self.key else {
+            return Ok(None);
+        };
+        if !repo::idempotency::try_lock(conn, self.lock_id(key)).await? {
+            return Err(in_flight());
+        }
+        Ok(
+            repo::idempotency::find(conn, self.principal_id, &self.route, key)
+                .await?
+                .map(|row| {
+                    let status = u16::try_from(row.response_status)
+                        .ok()
+                        .and_then(|s| StatusCode::from_u16(s).ok())
+                        .unwrap_or(StatusCode::OK);
+                    (
+                        row.fingerprint,
+                        Replay {
+                            status,
+                            body: row.response_body,
+                        },
+                    )
+                }),
+        )
+    }
+
+    /// The stored answer if the request is the same, else 422 `idempotency_key_reused`.
+    pub fn judge(&self, fingerprint: &[u8], replay: Replay) -> Result<Replay, ApiError> {
+        if fingerprint == self.fingerprint {
+            Ok(replay)
+        } else {
+            Err(reused())
+        }
+    }
+
     fn lock_id(&self, key: &str) -> i64 {
         let mut h = Sha256::new();
         for part in [
@@ -132,10 +197,7 @@ impl Idem {
             return Ok(Seen::New);
         };
         if !repo::idempotency::try_lock(conn, self.lock_id(key)).await? {
-            return Err(ApiError::conflict(
-                "idempotency_key_in_flight",
-                "a request with this Idempotency-Key is still being processed; retry shortly",
-            ));
+            return Err(in_flight());
         }
         match repo::idempotency::find(conn, self.principal_id, &self.route, key).await? {
             None => Ok(Seen::New),
@@ -149,15 +211,7 @@ impl Idem {
                     body: row.response_body,
                 }))
             }
-            Some(_) => Err(ApiError::Rule {
-                status: StatusCode::UNPROCESSABLE_ENTITY,
-                code: "idempotency_key_reused",
-                detail: "this Idempotency-Key was used with a different request".into(),
-                errors: vec![FieldError {
-                    field: "Idempotency-Key".into(),
-                    message: "used with a different request".into(),
-                }],
-            }),
+            Some(_) => Err(reused()),
         }
     }
 
@@ -179,5 +233,24 @@ impl Idem {
         };
         repo::idempotency::insert(conn, &row).await?;
         Ok(())
+    }
+}
+
+fn in_flight() -> ApiError {
+    ApiError::conflict(
+        "idempotency_key_in_flight",
+        "a request with this Idempotency-Key is still being processed; retry shortly",
+    )
+}
+
+fn reused() -> ApiError {
+    ApiError::Rule {
+        status: StatusCode::UNPROCESSABLE_ENTITY,
+        code: "idempotency_key_reused",
+        detail: "this Idempotency-Key was used with a different request".into(),
+        errors: vec![FieldError {
+            field: "Idempotency-Key".into(),
+            message: "used with a different request".into(),
+        }],
     }
 }

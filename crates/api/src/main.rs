@@ -57,6 +57,9 @@ enum Command {
     Openapi,
     /// Check every reconciliation rule on the whole database; exit 1 naming what does not add up.
     Verify(VerifyArgs),
+    /// Apply a bank's daily repayment file (CSV, as for POST /v1/repayment-batches) directly
+    /// to the database, as one of the bank's users. Exits 2 if any row failed.
+    ImportRepayments(ImportArgs),
 }
 
 #[derive(Args)]
@@ -72,6 +75,36 @@ struct VerifyArgs {
     #[arg(long)]
     rebuild_facts: bool,
 }
+
+#[derive(Args)]
+struct ImportArgs {
+    /// The bank's code (as given to POST /v1/banks).
+    #[arg(long)]
+    bank: String,
+    /// Act as this active bank user of the bank (default: its first active bank user).
+    #[arg(long)]
+    user: Option<String>,
+    /// All rows or none: any failed row rejects the whole file.
+    #[arg(long)]
+    atomic: bool,
+    /// Business time zone: what "today" means for value dates.
+    #[arg(long, env = "DANBAO_TIMEZONE", default_value = "Asia/Shanghai")]
+    timezone: chrono_tz::Tz,
+    /// The CSV file: RFC 4180 with a header row (see README, "Daily repayment files").
+    file: PathBuf,
+}
+
+/// Rows of an imported file failed: exit code 2 (the summary says which).
+#[derive(Debug)]
+struct RowsFailed(i32);
+
+impl std::fmt::Display for RowsFailed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} row(s) failed", self.0)
+    }
+}
+
+impl std::error::Error for RowsFailed {}
 
 #[derive(Args)]
 struct ServeArgs {
@@ -148,7 +181,11 @@ fn main() -> std::process::ExitCode {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("danbao: {e:#}");
-            std::process::ExitCode::FAILURE
+            if e.downcast_ref::<RowsFailed>().is_some() {
+                std::process::ExitCode::from(2)
+            } else {
+                std::process::ExitCode::FAILURE
+            }
         }
     }
 }
@@ -207,7 +244,173 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             }
         }
         Command::Serve(a) => serve(cli.db, a).await,
+        Command::ImportRepayments(a) => {
+            let db = open_database(cli.db.database_url.as_deref(), &cli.db.data_dir).await?;
+            migrate::run_pending(&db.url).await?;
+            let result = import_repayments(&db.url, a).await;
+            drop(db);
+            result
+        }
     }
+}
+
+async fn import_repayments(url: &str, a: ImportArgs) -> anyhow::Result<()> {
+    use danbao_api::auth::{Principal, PrincipalKind, Scope};
+    use danbao_api::context::RequestId;
+    use danbao_api::error::ApiError;
+    use danbao_api::routes::repayment_batches::{
+        process_batch, BatchOutcome, BatchRequest, Format,
+    };
+    use danbao_persistence::diesel_async::{AsyncConnection, AsyncPgConnection};
+    use danbao_persistence::repo;
+    use std::io::Read;
+
+    let mut conn = AsyncPgConnection::establish(url).await?;
+    let bank = repo::bank::find_by_code(&mut conn, &a.bank)
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("there is no bank with code {}", a.bank))?;
+    let users = repo::repayment_batch::active_bank_users(&mut conn, bank.id).await?;
+    let (user_id, username) = match &a.user {
+        Some(u) => users
+            .into_iter()
+            .find(|(_, name)| *name == u.to_lowercase())
+            .ok_or_else(|| anyhow::anyhow!("{u} is not an active bank user of bank {}", a.bank))?,
+        None => users.into_iter().next().ok_or_else(|| {
+            anyhow::anyhow!(
+                "bank {} has no active bank user to act as; create one with \
+                 `danbao create-user --role bank --bank-id {} --username ...`",
+                a.bank,
+                bank.id
+            )
+        })?,
+    };
+    let principal = Principal {
+        kind: PrincipalKind::User,
+        id: user_id,
+        name: username,
+        role: Role::Bank,
+        scope: Scope::Bank(bank.id),
+    };
+    let file = std::fs::File::open(&a.file)
+        .map_err(|e| anyhow::anyhow!("cannot open {}: {e}", a.file.display()))?;
+    let size = file.metadata()?.len();
+    let bar = indicatif::ProgressBar::with_draw_target(
+        Some(size),
+        indicatif::ProgressDrawTarget::stderr(),
+    );
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(
+            "{elapsed_precise} [{bar:40}] {bytes}/{total_bytes} {msg}",
+        )?
+        .progress_chars("=> "),
+    );
+    let path = a.file.display().to_string();
+    let chunks = futures_util::stream::unfold(Some(file), move |f| {
+        let path = path.clone();
+        async move {
+            let mut f = f?;
+            let mut buf = vec![0u8; 256 * 1024];
+            match f.read(&mut buf) {
+                Ok(0) => None,
+                Ok(n) => {
+                    buf.truncate(n);
+                    Some((Ok(actix_web::web::Bytes::from(buf)), Some(f)))
+                }
+                Err(e) => Some((
+                    Err(ApiError::BadRequest {
+                        code: "bad_body",
+                        detail: format!("cannot read {path}: {e}"),
+                        errors: vec![],
+                    }),
+                    None,
+                )),
+            }
+        }
+    });
+    let request_id = RequestId(format!("cli-{}", uuid::Uuid::now_v7()));
+    let today = chrono::Utc::now().with_timezone(&a.timezone).date_naive();
+    let started = std::time::Instant::now();
+    let outcome = process_batch(
+        &mut conn,
+        BatchRequest {
+            principal: &principal,
+            bank_id: bank.id,
+            request_id: &request_id,
+            format: Format::Csv,
+            atomic: a.atomic,
+            today,
+            idem: None,
+            idem_hasher: None,
+        },
+        Box::pin(chunks),
+        &mut |p| {
+            bar.set_position(p.bytes);
+            bar.set_message(format!("{} rows", p.rows));
+        },
+    )
+    .await;
+    bar.finish_and_clear();
+    let view = match outcome {
+        Ok(BatchOutcome::Done(v)) => v,
+        Ok(BatchOutcome::Replay(_)) => anyhow::bail!("unexpected replay"),
+        Err(e) => {
+            let p = e.to_problem();
+            let fields: Vec<String> = p
+                .errors
+                .iter()
+                .map(|f| format!("{}: {}", f.field, f.message))
+                .collect();
+            anyhow::bail!(
+                "{} ({}){}",
+                p.detail,
+                p.code,
+                if fields.is_empty() {
+                    String::new()
+                } else {
+                    format!(": {}", fields.join("; "))
+                }
+            );
+        }
+    };
+    let elapsed = started.elapsed();
+    println!(
+        "batch {} ({}, {}): {} rows, {} applied, {} duplicates, {} failed",
+        view.id,
+        view.status,
+        if view.atomic { "atomic" } else { "row by row" },
+        view.rows,
+        view.applied,
+        view.duplicates,
+        view.failed
+    );
+    if view.failed > 0 {
+        let failed =
+            repo::repayment_batch::rows(&mut conn, view.id, None, Some("failed"), 10).await?;
+        println!("first failed rows:");
+        for r in failed.iter().take(10) {
+            println!(
+                "  row {} ({}): {} {}: {}",
+                r.row_no,
+                r.bank_reference,
+                r.error_code.as_deref().unwrap_or(""),
+                r.error_field.as_deref().unwrap_or("-"),
+                r.error_message.as_deref().unwrap_or("")
+            );
+        }
+    }
+    let secs = elapsed.as_secs_f64();
+    println!(
+        "elapsed {secs:.1} s, {:.0} rows/s",
+        if secs > 0.0 {
+            f64::from(view.rows) / secs
+        } else {
+            0.0
+        }
+    );
+    if view.failed > 0 {
+        return Err(RowsFailed(view.failed).into());
+    }
+    Ok(())
 }
 
 async fn create_user(url: &str, a: CreateUserArgs) -> anyhow::Result<()> {

@@ -434,3 +434,37 @@ diesel::allow_tables_to_appear_in_same_query!(
     principal_payments,
     targets,
 );
+
+diesel::table! {
+    repayment_batches (id) {
+        id -> Uuid,
+        bank_id -> Uuid,
+        format -> Text,
+        atomic -> Bool,
+        status -> Text,
+        rows -> Int4,
+        applied -> Int4,
+        duplicates -> Int4,
+        failed -> Int4,
+        created_by -> Uuid,
+        created_at -> Timestamptz,
+        request_id -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    repayment_batch_rows (batch_id, row_no) {
+        batch_id -> Uuid,
+        row_no -> Int4,
+        bank_reference -> Text,
+        loan_id -> Nullable<Uuid>,
+        outcome -> Text,
+        repayment_id -> Nullable<Uuid>,
+        error_code -> Nullable<Text>,
+        error_field -> Nullable<Text>,
+        error_message -> Nullable<Text>,
+    }
+}
+
+diesel::joinable!(repayment_batch_rows -> repayment_batches (batch_id));
+diesel::allow_tables_to_appear_in_same_query!(repayment_batches, repayment_batch_rows);

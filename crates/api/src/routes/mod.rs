@@ -13,6 +13,7 @@ pub mod loans;
 pub mod me;
 pub mod policies;
 pub mod regions;
+pub mod repayment_batches;
 pub mod repayments;
 pub mod stats;
 pub mod subsidies;
@@ -52,7 +53,9 @@ pub fn v1(cfg: &mut ServiceConfig) {
         .configure(repayments::configure)
         .configure(compensation::configure)
         .service(subsidies::report)
-        .configure(stats::configure);
+        .configure(stats::configure)
+        .service(repayment_batches::create)
+        .service(repayment_batches::get);
 }
 
 pub fn unversioned(cfg: &mut ServiceConfig) {

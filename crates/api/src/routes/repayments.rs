@@ -482,12 +482,20 @@ pub async fn record(
     let mut conn = state.conn().await?;
     let loan = visible_loan(&mut conn, &user, *id).await?;
     let centre = super::funds::centre_of(&mut conn, loan.centre_id).await?;
-    let new_id = Uuid::now_v7();
     let audit = Audit {
         principal: &user,
         request_id: &rid,
     };
-    let (loan_id, fund_id) = (loan.id, loan.fund_id);
+    let input = RepaymentInput {
+        loan_id: loan.id,
+        reference: &reference,
+        value_date: body.value_date,
+        amount: body.amount,
+        today,
+        region_code: &centre.region_code,
+        defer_fund_totals: false,
+    };
+    let fund_id = loan.fund_id;
     let answer = conn
         .transaction::<_, ApiError, _>(async |conn| {
             if let Seen::Replay(r) = idem.check(conn).await? {
@@ -497,118 +505,175 @@ pub async fn record(
             repo::fund::lock(conn, fund_id)
                 .await?
                 .ok_or(ApiError::NotFound)?;
-            let loan = repo::loan::lock(conn, loan_id)
-                .await?
-                .ok_or(ApiError::NotFound)?;
-            if let Some(first) =
-                repo::repayment::find_by_reference(conn, loan.bank_id, &reference).await?
-            {
-                if first.loan_id == loan.id
-                    && first.value_date == body.value_date
-                    && first.amount == body.amount.amount()
-                {
-                    let answer = answer_for(conn, loan, first.id, today).await?;
-                    idem.remember(conn, StatusCode::OK, &answer).await?;
-                    return Ok(Ok((StatusCode::OK, answer)));
-                }
-                return Err(ApiError::conflict(
-                    "duplicate_reference",
-                    format!(
-                        "bank_reference {reference} was already reported with other content (loan, value date or amount)"
-                    ),
-                ));
-            }
-            if loan.status != "active" && loan.status != "settled" {
-                return Err(invalid_state(&loan, "repaid"));
-            }
-            let books = Books::load(conn, &loan)
-                .await?
-                .ok_or_else(|| invalid_state(&loan, "repaid"))?;
-            if body.value_date < books.start {
-                return Err(ApiError::validation(
-                    "value_date",
-                    format!("must not be before the disbursement ({})", books.start),
-                ));
-            }
-            let mut counting = books.counting(None)?;
-            let new = Repayment {
-                id: new_id,
-                value_date: body.value_date,
-                amount: body.amount,
-            };
-            counting.push(new);
-            let as_of = horizon(today, &counting);
-            let after = books.position(&counting, as_of)?;
-            counting.pop();
-            let before = books.position(&counting, as_of)?;
-            let alloc = after
-                .allocations
-                .iter()
-                .find(|a| a.repayment_id == new_id)
-                .ok_or_else(|| internal("the new repayment was not allocated"))?;
-            let row = repo::repayment::insert(
-                conn,
-                &RepaymentRow {
-                    id: new_id,
-                    loan_id: loan.id,
-                    bank_id: loan.bank_id,
-                    bank_reference: reference.clone(),
-                    value_date: body.value_date,
-                    amount: body.amount.amount(),
-                    to_penalty: alloc.to_penalty.amount(),
-                    to_interest: alloc.to_interest.amount(),
-                    to_principal: alloc.to_principal.amount(),
-                    created_by: user.id,
-                    created_at: Utc::now(),
-                },
-            )
-            .await
-            .map_err(|e| match &e {
-                // Only a report on another loan (so under another fund's lock) can race us to
-                // the reference: different content, whatever else it carries.
-                DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, info)
-                    if info.constraint_name() == Some("repayments_bank_reference_key") =>
-                {
-                    ApiError::conflict(
-                        "duplicate_reference",
-                        format!("bank_reference {reference} was already reported with other content"),
-                    )
-                }
-                _ => ApiError::from(e),
-            })?;
-            reallocate(conn, loan.id, &after).await?;
-            let repaid = after.principal_paid.amount() - before.principal_paid.amount();
-            if !repaid.is_zero() {
-                repo::fund::add_to_totals(conn, fund_id, Decimal::ZERO, -repaid).await?;
-            }
-            let loan = if after.settled && loan.status == "active" {
-                repo::repayment::set_settled(conn, loan.id, after.settled_on.or(Some(body.value_date)))
-                    .await?
-            } else {
-                loan
-            };
-            let event = audit.event(
-                "repayment.recorded",
-                "loan",
-                loan.id,
-                Some(&centre.region_code),
-                serde_json::json!({ "repayment_id": row.id, "bank_reference": reference, "value_date": body.value_date,
-                    "amount": body.amount, "to_penalty": alloc.to_penalty, "to_interest": alloc.to_interest,
-                    "to_principal": alloc.to_principal, "settled": after.settled }),
-            );
-            repo::audit::record(conn, &event).await?;
-            let answer = RepaymentAnswer {
-                repayment: repayment_view(row, false, None)?,
-                loan_status: loan.status.clone(),
-                position: loan_view_with(loan, today, Some(&after))?.position,
-            };
-            idem.remember(conn, StatusCode::CREATED, &answer).await?;
-            Ok(Ok((StatusCode::CREATED, answer)))
+            let applied = apply_repayment(conn, &audit, &input).await?;
+            idem.remember(conn, applied.status, &applied.answer).await?;
+            Ok(Ok(applied))
         })
         .await?;
     Ok(match answer {
-        Ok((status, a)) => HttpResponse::build(status).json(a),
+        Ok(a) => HttpResponse::build(a.status).json(a.answer),
         Err(replay) => replay.into_response(),
+    })
+}
+
+/// One repayment to apply: the reference already trimmed and checked, the amount positive,
+/// the value date not after `today`.
+pub struct RepaymentInput<'a> {
+    pub loan_id: Uuid,
+    pub reference: &'a str,
+    pub value_date: NaiveDate,
+    pub amount: Money,
+    pub today: NaiveDate,
+    /// The region of the loan's centre, for the audit event.
+    pub region_code: &'a str,
+    /// Leave the fund's `outstanding_guaranteed` to the caller, who adds
+    /// `-Applied::principal_repaid` later in the same transaction (a file of many rows updates
+    /// the fund row once per chunk instead of once per row: PostgreSQL keeps every version of
+    /// a row updated in one transaction, and each update walks them all).
+    pub defer_fund_totals: bool,
+}
+
+/// What `apply_repayment` did.
+pub struct Applied {
+    /// 201: newly applied; 200: the same `bank_reference` with the same content was applied
+    /// before, and this is that repayment (nothing moved).
+    pub status: StatusCode,
+    pub answer: RepaymentAnswer,
+    /// Principal this repayment paid off, net of what it moved on other repayments (0 for a
+    /// resend). Already taken off the fund's total unless the input deferred it.
+    pub principal_repaid: Decimal,
+}
+
+impl Applied {
+    pub fn is_new(&self) -> bool {
+        self.status == StatusCode::CREATED
+    }
+}
+
+/// Applies one repayment inside the caller's transaction: the reference check, the
+/// allocation, the fund's outstanding guaranteed, settlement and the `repayment.recorded`
+/// audit event. The caller must already hold the lock on the loan's fund (lock order: fund,
+/// then loan); this locks the loan. Errors (`not_found`, `duplicate_reference`,
+/// `invalid_state`, `overpayment`, `validation_failed`) leave the transaction usable only if
+/// the caller wrapped the call in a savepoint.
+pub async fn apply_repayment(
+    conn: &mut AsyncPgConnection,
+    audit: &Audit<'_>,
+    input: &RepaymentInput<'_>,
+) -> ApiResult<Applied> {
+    let (reference, today) = (input.reference, input.today);
+    let loan = repo::loan::lock(conn, input.loan_id)
+        .await?
+        .ok_or(ApiError::NotFound)?;
+    let fund_id = loan.fund_id;
+    if let Some(first) = repo::repayment::find_by_reference(conn, loan.bank_id, reference).await? {
+        if first.loan_id == loan.id
+            && first.value_date == input.value_date
+            && first.amount == input.amount.amount()
+        {
+            let answer = answer_for(conn, loan, first.id, today).await?;
+            return Ok(Applied {
+                status: StatusCode::OK,
+                answer,
+                principal_repaid: Decimal::ZERO,
+            });
+        }
+        return Err(ApiError::conflict(
+            "duplicate_reference",
+            format!(
+                "bank_reference {reference} was already reported with other content (loan, value date or amount)"
+            ),
+        ));
+    }
+    if loan.status != "active" && loan.status != "settled" {
+        return Err(invalid_state(&loan, "repaid"));
+    }
+    let books = Books::load(conn, &loan)
+        .await?
+        .ok_or_else(|| invalid_state(&loan, "repaid"))?;
+    if input.value_date < books.start {
+        return Err(ApiError::validation(
+            "value_date",
+            format!("must not be before the disbursement ({})", books.start),
+        ));
+    }
+    let new_id = Uuid::now_v7();
+    let mut counting = books.counting(None)?;
+    let new = Repayment {
+        id: new_id,
+        value_date: input.value_date,
+        amount: input.amount,
+    };
+    counting.push(new);
+    let as_of = horizon(today, &counting);
+    let after = books.position(&counting, as_of)?;
+    counting.pop();
+    let before = books.position(&counting, as_of)?;
+    let alloc = after
+        .allocations
+        .iter()
+        .find(|a| a.repayment_id == new_id)
+        .ok_or_else(|| internal("the new repayment was not allocated"))?;
+    let row = repo::repayment::insert(
+        conn,
+        &RepaymentRow {
+            id: new_id,
+            loan_id: loan.id,
+            bank_id: loan.bank_id,
+            bank_reference: reference.to_owned(),
+            value_date: input.value_date,
+            amount: input.amount.amount(),
+            to_penalty: alloc.to_penalty.amount(),
+            to_interest: alloc.to_interest.amount(),
+            to_principal: alloc.to_principal.amount(),
+            created_by: audit.principal.id,
+            created_at: Utc::now(),
+        },
+    )
+    .await
+    .map_err(|e| match &e {
+        // Only a report on another loan (so under another fund's lock) can race us to
+        // the reference: different content, whatever else it carries.
+        DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, info)
+            if info.constraint_name() == Some("repayments_bank_reference_key") =>
+        {
+            ApiError::conflict(
+                "duplicate_reference",
+                format!("bank_reference {reference} was already reported with other content"),
+            )
+        }
+        _ => ApiError::from(e),
+    })?;
+    reallocate(conn, loan.id, &after).await?;
+    let repaid = after.principal_paid.amount() - before.principal_paid.amount();
+    if !repaid.is_zero() && !input.defer_fund_totals {
+        repo::fund::add_to_totals(conn, fund_id, Decimal::ZERO, -repaid).await?;
+    }
+    let loan = if after.settled && loan.status == "active" {
+        repo::repayment::set_settled(conn, loan.id, after.settled_on.or(Some(input.value_date)))
+            .await?
+    } else {
+        loan
+    };
+    let event = audit.event(
+        "repayment.recorded",
+        "loan",
+        loan.id,
+        Some(input.region_code),
+        serde_json::json!({ "repayment_id": row.id, "bank_reference": reference, "value_date": input.value_date,
+            "amount": input.amount, "to_penalty": alloc.to_penalty, "to_interest": alloc.to_interest,
+            "to_principal": alloc.to_principal, "settled": after.settled }),
+    );
+    repo::audit::record(conn, &event).await?;
+    let answer = RepaymentAnswer {
+        repayment: repayment_view(row, false, None)?,
+        loan_status: loan.status.clone(),
+        position: loan_view_with(loan, today, Some(&after))?.position,
+    };
+    Ok(Applied {
+        status: StatusCode::CREATED,
+        answer,
+        principal_repaid: repaid,
     })
 }
 

@@ -2,6 +2,7 @@
 mod admin;
 mod auth;
 mod bad_input;
+mod batches;
 mod borrowers;
 mod communities;
 mod compensation;

@@ -11,5 +11,6 @@ pub mod loan;
 pub mod policy;
 pub mod region;
 pub mod repayment;
+pub mod repayment_batch;
 pub mod stats;
 pub mod user;

@@ -13,6 +13,7 @@ pub mod loan;
 pub mod policy;
 pub mod region;
 pub mod repayment;
+pub mod repayment_batch;
 pub mod stats;
 pub mod user;
 

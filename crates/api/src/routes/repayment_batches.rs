@@ -1,0 +1,1343 @@
+//! Daily repayment files (还款文件): a bank sends the day's repayments as one CSV (RFC 4180,
+//! header row) or JSON body, and gets an answer per row.
+//!
+//! The body is read chunk by chunk and parsed as it arrives (`csv_core`); rows are applied
+//! [`CHUNK_ROWS`] at a time: the chunk's loans are resolved in one query (only the caller's
+//! bank's loans: another bank's loan is `not_found`, like a loan that does not exist), then
+//! each row goes through [`apply_repayment`], the very code of the single repayment route, in
+//! a savepoint of its own, so a bad row never leaves anything half-written.
+//!
+//! The whole file is one transaction. At its start it locks, in id order, the funds of every
+//! loan of the bank (a fund first seen later is locked when its chunk comes); since every
+//! batch takes its fund locks in id order and a single repayment takes one fund and then one
+//! loan, batches cannot deadlock with each other or with single repayments. The price: the
+//! bank's funds stay locked while the file is applied. In atomic mode the money moves inside
+//! one more savepoint, rolled back if any row failed; the batch and its rows are recorded
+//! either way. The batch header is written last, with its counts (both tables are
+//! append-only; the rows' foreign key to the header is checked at commit).
+use super::repayments::{apply_repayment, RepaymentInput};
+use crate::auth::{AuthUser, Principal, Role};
+use crate::context::{Audit, RequestId};
+use crate::error::{ApiError, ApiResult, FieldError};
+use crate::extract::{PageParams, Query, MAX_LIMIT};
+use crate::idempotency::{Idem, IdempotencyKey};
+use crate::state::AppState;
+use actix_web::http::{header, StatusCode};
+use actix_web::web::Bytes;
+use actix_web::{get, post, web, HttpRequest, HttpResponse};
+use chrono::{DateTime, NaiveDate, Utc};
+use danbao_domain::Money;
+use danbao_persistence::diesel_async::{
+    AnsiTransactionManager, AsyncConnection, AsyncPgConnection, TransactionManager,
+};
+use danbao_persistence::models::repayment_batch::{BatchRow, BatchRowOutcome};
+use danbao_persistence::repo;
+use danbao_persistence::repo::repayment_batch::BatchLoan;
+use futures_util::{Stream, StreamExt};
+use serde::{Deserialize, Serialize};
+use sha2::Digest;
+use std::collections::{BTreeSet, HashMap, HashSet};
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+type Problem = crate::error::Problem;
+
+/// Largest body accepted (bytes); more is 413.
+pub const MAX_BODY: usize = 32 * 1024 * 1024;
+/// Largest JSON body: JSON is read whole before it is parsed; send big files as CSV.
+pub const MAX_JSON_BODY: usize = 8 * 1024 * 1024;
+/// Most data rows in one file.
+pub const MAX_ROWS: u32 = 200_000;
+/// Longest CSV record (bytes, quotes included, line end excluded).
+pub const MAX_LINE: usize = 4096;
+/// Rows applied together: one query resolves their loans.
+pub const CHUNK_ROWS: usize = 500;
+/// Longest `bank_reference` and `bank_account_no` (characters).
+pub const MAX_REFERENCE: usize = 64;
+const MAX_FIELDS: usize = 16;
+const BOM: &[u8] = b"\xEF\xBB\xBF";
+
+// ---- rows as sent ---------------------------------------------------------------------------
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    Csv,
+    Json,
+}
+
+impl Format {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Format::Csv => "csv",
+            Format::Json => "json",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Column {
+    BankReference,
+    ValueDate,
+    Amount,
+    LoanId,
+    BankAccountNo,
+}
+
+const COLUMNS: [(&str, Column); 5] = [
+    ("bank_reference", Column::BankReference),
+    ("value_date", Column::ValueDate),
+    ("amount", Column::Amount),
+    ("loan_id", Column::LoanId),
+    ("bank_account_no", Column::BankAccountNo),
+];
+
+fn column_name(c: Column) -> &'static str {
+    COLUMNS
+        .iter()
+        .find(|(_, k)| *k == c)
+        .map_or("?", |(n, _)| n)
+}
+
+/// One data row as sent: each column's text (trimmed; `None` when absent or empty).
+#[derive(Debug, Default, Clone)]
+pub struct RawRow {
+    /// 1 for the first data row (the CSV header is not counted).
+    pub row_no: u32,
+    pub bank_reference: Option<String>,
+    pub value_date: Option<String>,
+    pub amount: Option<String>,
+    pub loan_id: Option<String>,
+    pub bank_account_no: Option<String>,
+    /// A problem found while reading the row (wrong field count, not UTF-8, unknown key).
+    pub problem: Option<(String, String)>,
+}
+
+impl RawRow {
+    fn set(&mut self, c: Column, v: Option<String>) {
+        let slot = match c {
+            Column::BankReference => &mut self.bank_reference,
+            Column::ValueDate => &mut self.value_date,
+            Column::Amount => &mut self.amount,
+            Column::LoanId => &mut self.loan_id,
+            Column::BankAccountNo => &mut self.bank_account_no,
+        };
+        *slot = v;
+    }
+}
+
+fn file_error(field: impl Into<String>, message: impl Into<String>) -> ApiError {
+    ApiError::validation(field, message)
+}
+
+fn too_many_rows() -> ApiError {
+    file_error("body", format!("more than {MAX_ROWS} rows in one file"))
+}
+
+/// An incremental RFC 4180 reader: feed it the body's chunks as they come (an empty slice at
+/// the end); it yields complete rows. Holds at most one record besides the chunk.
+pub struct CsvRows {
+    rdr: csv_core::Reader,
+    out: Vec<u8>,
+    ends: Vec<usize>,
+    nout: usize,
+    nend: usize,
+    record_bytes: usize,
+    columns: Option<Vec<Column>>,
+    rows: u32,
+    prefix: Option<Vec<u8>>,
+    done: bool,
+}
+
+impl Default for CsvRows {
+    fn default() -> Self {
+        CsvRows {
+            rdr: csv_core::Reader::new(),
+            out: vec![0; MAX_LINE],
+            ends: vec![0; MAX_FIELDS],
+            nout: 0,
+            nend: 0,
+            record_bytes: 0,
+            columns: None,
+            rows: 0,
+            prefix: Some(Vec::new()),
+            done: false,
+        }
+    }
+}
+
+impl CsvRows {
+    /// Data rows read so far.
+    pub fn rows(&self) -> u32 {
+        self.rows
+    }
+
+    /// Feeds a chunk (an empty one means the end of the body); complete rows go to `sink`.
+    pub fn feed(&mut self, input: &[u8], sink: &mut Vec<RawRow>) -> ApiResult<()> {
+        let eof = input.is_empty();
+        if let Some(mut prefix) = self.prefix.take() {
+            // An optional UTF-8 byte order mark, even if the first chunk is tiny.
+            prefix.extend_from_slice(input);
+            if prefix.len() < BOM.len() && !eof {
+                self.prefix = Some(prefix);
+                return Ok(());
+            }
+            let start = if prefix.starts_with(BOM) {
+                BOM.len()
+            } else {
+                0
+            };
+            if prefix.len() > start {
+                self.parse(&prefix[start..], sink)?;
+            }
+            if eof {
+                self.parse(&[], sink)?;
+            }
+            return Ok(());
+        }
+        self.parse(input, sink)
+    }
+
+    fn line_too_long(&self) -> ApiError {
+        let which = if self.columns.is_none() {
+            "header".to_owned()
+        } else {
+            format!("row {}", self.rows + 1)
+        };
+        file_error(which, format!("longer than {MAX_LINE} bytes"))
+    }
+
+    fn parse(&mut self, input: &[u8], sink: &mut Vec<RawRow>) -> ApiResult<()> {
+        use csv_core::ReadRecordResult as R;
+        // An empty slice tells csv_core the input is over: only pass one at the real end.
+        let eof = input.is_empty();
+        let mut pos = 0;
+        loop {
+            if self.done || (!eof && pos == input.len()) {
+                return Ok(());
+            }
+            let (res, nin, nout, nend) = self.rdr.read_record(
+                &input[pos..],
+                &mut self.out[self.nout..],
+                &mut self.ends[self.nend..],
+            );
+            pos += nin;
+            self.nout += nout;
+            self.nend += nend;
+            self.record_bytes += nin;
+            // The line end is read with the record: allow for CRLF.
+            if self.record_bytes > MAX_LINE + 2 {
+                return Err(self.line_too_long());
+            }
+            match res {
+                R::InputEmpty => return Ok(()),
+                R::OutputFull => return Err(self.line_too_long()),
+                R::OutputEndsFull => {
+                    let which = if self.columns.is_none() {
+                        "header".to_owned()
+                    } else {
+                        format!("row {}", self.rows + 1)
+                    };
+                    return Err(file_error(which, format!("more than {MAX_FIELDS} fields")));
+                }
+                R::Record => {
+                    let r = self.record(sink);
+                    self.nout = 0;
+                    self.nend = 0;
+                    self.record_bytes = 0;
+                    r?;
+                }
+                R::End => {
+                    self.done = true;
+                    return Ok(());
+                }
+            }
+        }
+    }
+
+    fn record(&mut self, sink: &mut Vec<RawRow>) -> ApiResult<()> {
+        let mut fields: Vec<&[u8]> = Vec::with_capacity(self.nend);
+        let mut start = 0;
+        for &end in &self.ends[..self.nend] {
+            fields.push(&self.out[start..end]);
+            start = end;
+        }
+        // A blank line is no row.
+        if fields.len() == 1 && fields[0].iter().all(u8::is_ascii_whitespace) {
+            return Ok(());
+        }
+        let Some(columns) = &self.columns else {
+            self.columns = Some(header(&fields)?);
+            return Ok(());
+        };
+        self.rows += 1;
+        if self.rows > MAX_ROWS {
+            return Err(too_many_rows());
+        }
+        let mut row = RawRow {
+            row_no: self.rows,
+            ..RawRow::default()
+        };
+        if fields.len() != columns.len() {
+            row.problem = Some((
+                "row".to_owned(),
+                format!(
+                    "has {} fields where the header has {}",
+                    fields.len(),
+                    columns.len()
+                ),
+            ));
+        }
+        for (c, f) in columns.iter().zip(&fields) {
+            match std::str::from_utf8(f) {
+                Ok(s) => {
+                    let s = s.trim();
+                    row.set(*c, (!s.is_empty()).then(|| s.to_owned()));
+                }
+                Err(_) => {
+                    row.problem
+                        .get_or_insert_with(|| (column_name(*c).to_owned(), "is not UTF-8".into()));
+                }
+            }
+        }
+        sink.push(row);
+        Ok(())
+    }
+}
+
+fn header(fields: &[&[u8]]) -> ApiResult<Vec<Column>> {
+    let mut columns = Vec::with_capacity(fields.len());
+    let mut errors = Vec::new();
+    for f in fields {
+        let name = String::from_utf8_lossy(f).trim().to_ascii_lowercase();
+        match COLUMNS.iter().find(|(n, _)| *n == name) {
+            Some((_, c)) if columns.contains(c) => errors.push(FieldError {
+                field: name.clone(),
+                message: "column given twice".into(),
+            }),
+            Some((_, c)) => columns.push(*c),
+            None => errors.push(FieldError {
+                field: if name.is_empty() { "header".into() } else { name.chars().take(64).collect() },
+                message: "unknown column; the columns are bank_reference, value_date, amount and loan_id or bank_account_no".into(),
+            }),
+        }
+    }
+    for required in [Column::BankReference, Column::ValueDate, Column::Amount] {
+        if !columns.contains(&required) {
+            errors.push(FieldError {
+                field: column_name(required).into(),
+                message: "missing column".into(),
+            });
+        }
+    }
+    if !columns.contains(&Column::LoanId) && !columns.contains(&Column::BankAccountNo) {
+        errors.push(FieldError {
+            field: "loan_id".into(),
+            message: "missing column: give loan_id or bank_account_no (or both)".into(),
+        });
+    }
+    if errors.is_empty() {
+        Ok(columns)
+    } else {
+        Err(ApiError::validation_many(errors))
+    }
+}
+
+/// A repayment file as JSON (for the OpenAPI document; rows are read leniently, so that a bad
+/// row is that row's failure, not the file's).
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct BatchFile {
+    rows: Vec<BatchFileRow>,
+}
+
+/// One row: every value a string; exactly one of `loan_id` and `bank_account_no`.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct BatchFileRow {
+    #[schema(min_length = 1, max_length = 64, example = "JXRCU-20261127-000001")]
+    bank_reference: String,
+    #[schema(example = "2026-11-27")]
+    value_date: NaiveDate,
+    #[schema(pattern = r"^\d{1,16}(\.\d{1,2})?$", example = "1043.50")]
+    amount: String,
+    loan_id: Option<Uuid>,
+    #[schema(max_length = 64)]
+    bank_account_no: Option<String>,
+}
+
+/// `{"rows": [{...}, ...]}`, each row an object of strings.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct JsonFile {
+    rows: Vec<serde_json::Map<String, serde_json::Value>>,
+}
+
+/// JSON rows, read whole (at most [`MAX_JSON_BODY`] bytes).
+pub fn json_rows(body: &[u8]) -> ApiResult<Vec<RawRow>> {
+    let file: JsonFile = crate::extract::parse_json(body)?;
+    if file.rows.len() > MAX_ROWS as usize {
+        return Err(too_many_rows());
+    }
+    Ok(file
+        .rows
+        .into_iter()
+        .enumerate()
+        .map(|(i, obj)| {
+            let mut row = RawRow {
+                row_no: u32::try_from(i + 1).unwrap_or(u32::MAX),
+                ..RawRow::default()
+            };
+            for (k, v) in obj {
+                let Some((_, c)) = COLUMNS.iter().find(|(n, _)| *n == k) else {
+                    row.problem.get_or_insert_with(|| {
+                        (k.chars().take(64).collect(), "unknown field".into())
+                    });
+                    continue;
+                };
+                match v {
+                    serde_json::Value::Null => {}
+                    serde_json::Value::String(s) => {
+                        let s = s.trim();
+                        row.set(*c, (!s.is_empty()).then(|| s.to_owned()));
+                    }
+                    _ => {
+                        row.problem
+                            .get_or_insert_with(|| (k.clone(), "must be a string".into()));
+                    }
+                }
+            }
+            row
+        })
+        .collect())
+}
+
+// ---- validation -----------------------------------------------------------------------------
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RowError {
+    pub code: String,
+    pub field: Option<String>,
+    pub message: String,
+}
+
+impl RowError {
+    fn invalid(field: &str, message: impl Into<String>) -> Self {
+        RowError {
+            code: "validation_failed".into(),
+            field: Some(field.into()),
+            message: message.into(),
+        }
+    }
+
+    /// A row's error from what `apply_repayment` answered; `None` for errors that are not
+    /// the row's fault (the database went away): those stop the whole file.
+    fn from_api(e: &ApiError) -> Option<Self> {
+        let first =
+            |errors: &[FieldError]| errors.first().map(|f| (f.field.clone(), f.message.clone()));
+        let (field, message) = match e {
+            ApiError::Validation { errors, detail }
+            | ApiError::BadRequest { errors, detail, .. } => {
+                first(errors).map_or((None, detail.clone()), |(f, m)| (Some(f), m))
+            }
+            ApiError::Rule { errors, detail, .. } => {
+                (first(errors).map(|(f, _)| f), detail.clone())
+            }
+            ApiError::Conflict { code, detail } => match *code {
+                "duplicate_reference" => (Some("bank_reference".to_owned()), detail.clone()),
+                "invalid_state" => (Some("loan_id".to_owned()), detail.clone()),
+                _ => return None,
+            },
+            ApiError::NotFound => (None, "no such loan of this bank".to_owned()),
+            _ => return None,
+        };
+        Some(RowError {
+            code: e.code().to_owned(),
+            field,
+            message,
+        })
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Target {
+    Loan(Uuid),
+    Account(String),
+}
+
+#[derive(Debug, Clone)]
+struct ParsedRow {
+    reference: String,
+    value_date: NaiveDate,
+    amount: Money,
+    target: Target,
+}
+
+fn printable(field: &str, s: &str, max: usize) -> Result<(), RowError> {
+    if s.chars().count() > max || s.chars().any(char::is_control) {
+        return Err(RowError::invalid(
+            field,
+            format!("must be 1 to {max} printable characters"),
+        ));
+    }
+    Ok(())
+}
+
+fn validate(raw: &RawRow, today: NaiveDate) -> Result<ParsedRow, RowError> {
+    if let Some((field, message)) = &raw.problem {
+        return Err(RowError::invalid(field, message.clone()));
+    }
+    let reference = raw
+        .bank_reference
+        .clone()
+        .ok_or_else(|| RowError::invalid("bank_reference", "is required"))?;
+    printable("bank_reference", &reference, MAX_REFERENCE)?;
+    let date = raw
+        .value_date
+        .as_deref()
+        .ok_or_else(|| RowError::invalid("value_date", "is required"))?;
+    let value_date = NaiveDate::parse_from_str(date, "%Y-%m-%d")
+        .ok()
+        .filter(|_| date.len() == 10)
+        .ok_or_else(|| RowError::invalid("value_date", "must be a date like 2026-11-27"))?;
+    if value_date > today {
+        return Err(RowError::invalid(
+            "value_date",
+            "must not be after today (business time zone)",
+        ));
+    }
+    let amount = raw
+        .amount
+        .as_deref()
+        .ok_or_else(|| RowError::invalid("amount", "is required"))?;
+    let amount = Money::parse(amount).map_err(|e| RowError::invalid("amount", e.to_string()))?;
+    if amount.is_zero() {
+        return Err(RowError::invalid("amount", "must be positive"));
+    }
+    let target = match (&raw.loan_id, &raw.bank_account_no) {
+        (Some(_), Some(_)) => {
+            return Err(RowError::invalid(
+                "loan_id",
+                "give either loan_id or bank_account_no, not both",
+            ))
+        }
+        (None, None) => {
+            return Err(RowError::invalid(
+                "loan_id",
+                "give loan_id or bank_account_no",
+            ))
+        }
+        (Some(id), None) => Target::Loan(
+            Uuid::parse_str(id).map_err(|_| RowError::invalid("loan_id", "must be a UUID"))?,
+        ),
+        (None, Some(acc)) => {
+            printable("bank_account_no", acc, MAX_REFERENCE)?;
+            Target::Account(acc.clone())
+        }
+    };
+    Ok(ParsedRow {
+        reference,
+        value_date,
+        amount,
+        target,
+    })
+}
+
+// ---- applying -------------------------------------------------------------------------------
+
+/// How far a file has got, for progress bars.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Progress {
+    pub bytes: u64,
+    pub rows: u64,
+}
+
+/// Who sends the file, and how.
+pub struct BatchRequest<'a> {
+    pub principal: &'a Principal,
+    pub bank_id: Uuid,
+    pub request_id: &'a RequestId,
+    pub format: Format,
+    pub atomic: bool,
+    pub today: NaiveDate,
+    /// Makes retries safe; fingerprinted over the raw body (and `atomic`).
+    pub idem: Option<Idem>,
+    pub idem_hasher: Option<sha2::Sha256>,
+}
+
+/// The finished batch (or the replay of an earlier answer to the same Idempotency-Key).
+pub enum BatchOutcome {
+    Done(Box<BatchView>),
+    Replay(crate::idempotency::Replay),
+}
+
+struct Run<'a> {
+    audit: Audit<'a>,
+    bank_id: Uuid,
+    today: NaiveDate,
+    atomic: bool,
+    batch_id: Uuid,
+    locked: BTreeSet<Uuid>,
+    regions: HashMap<Uuid, String>,
+    rows: i32,
+    applied: i32,
+    duplicates: i32,
+    failed: i32,
+    /// Atomic mode: the rows' outcomes wait for the verdict.
+    held: Vec<BatchRowOutcome>,
+    /// Atomic mode: repayments created by this file (rolled back if it is rejected).
+    created: HashSet<Uuid>,
+}
+
+fn bounded(s: &str, max: usize) -> String {
+    s.chars().take(max).collect()
+}
+
+impl Run<'_> {
+    fn outcome(
+        &self,
+        row_no: u32,
+        reference: &str,
+        loan_id: Option<Uuid>,
+        result: Result<(bool, Uuid), RowError>,
+    ) -> BatchRowOutcome {
+        let (outcome, repayment_id, error) = match result {
+            Ok((true, id)) => ("applied", Some(id), None),
+            Ok((false, id)) => ("duplicate", Some(id), None),
+            Err(e) => ("failed", None, Some(e)),
+        };
+        BatchRowOutcome {
+            batch_id: self.batch_id,
+            row_no: i32::try_from(row_no).unwrap_or(i32::MAX),
+            bank_reference: bounded(reference, 200),
+            loan_id,
+            outcome: outcome.into(),
+            repayment_id,
+            error_code: error.as_ref().map(|e| bounded(&e.code, 64)),
+            error_field: error
+                .as_ref()
+                .and_then(|e| e.field.as_deref())
+                .map(|f| bounded(f, 64)),
+            error_message: error.map(|e| bounded(&e.message, 1000)),
+        }
+    }
+
+    async fn chunk(&mut self, conn: &mut AsyncPgConnection, raws: Vec<RawRow>) -> ApiResult<()> {
+        let parsed: Vec<(RawRow, Result<ParsedRow, RowError>)> = raws
+            .into_iter()
+            .map(|r| {
+                let p = validate(&r, self.today);
+                (r, p)
+            })
+            .collect();
+        let mut ids = Vec::new();
+        let mut accounts = Vec::new();
+        for (_, p) in &parsed {
+            match p {
+                Ok(ParsedRow {
+                    target: Target::Loan(id),
+                    ..
+                }) => ids.push(*id),
+                Ok(ParsedRow {
+                    target: Target::Account(a),
+                    ..
+                }) => accounts.push(a.clone()),
+                Err(_) => {}
+            }
+        }
+        let loans = if ids.is_empty() && accounts.is_empty() {
+            Vec::new()
+        } else {
+            repo::repayment_batch::loans_of_bank(conn, self.bank_id, &ids, &accounts).await?
+        };
+        let by_id: HashMap<Uuid, &BatchLoan> = loans.iter().map(|l| (l.id, l)).collect();
+        let by_account: HashMap<&str, &BatchLoan> = loans
+            .iter()
+            .filter_map(|l| l.bank_account_no.as_deref().map(|a| (a, l)))
+            .collect();
+        let missing: Vec<Uuid> = loans
+            .iter()
+            .map(|l| l.centre_id)
+            .filter(|c| !self.regions.contains_key(c))
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        if !missing.is_empty() {
+            for (id, code) in repo::repayment_batch::centre_regions(conn, &missing).await? {
+                self.regions.insert(id, code);
+            }
+        }
+        // Funds first seen in this chunk, in id order (after those locked at the start).
+        let new_funds: Vec<Uuid> = loans
+            .iter()
+            .map(|l| l.fund_id)
+            .filter(|f| !self.locked.contains(f))
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        if !new_funds.is_empty() {
+            repo::repayment_batch::lock_funds(conn, &new_funds).await?;
+            self.locked.extend(new_funds);
+        }
+
+        let mut outcomes = Vec::with_capacity(parsed.len());
+        // Principal repaid per fund, taken off the funds' totals once for the chunk.
+        let mut repaid: HashMap<Uuid, rust_decimal::Decimal> = HashMap::new();
+        for (raw, p) in parsed {
+            let sent_reference = raw.bank_reference.as_deref().unwrap_or("");
+            let row = match p {
+                Ok(row) => row,
+                Err(e) => {
+                    outcomes.push(self.outcome(raw.row_no, sent_reference, None, Err(e)));
+                    continue;
+                }
+            };
+            let loan = match &row.target {
+                Target::Loan(id) => by_id.get(id),
+                Target::Account(a) => by_account.get(a.as_str()),
+            };
+            let Some(loan) = loan else {
+                let field = match row.target {
+                    Target::Loan(_) => "loan_id",
+                    Target::Account(_) => "bank_account_no",
+                };
+                let e = RowError {
+                    code: "not_found".into(),
+                    field: Some(field.into()),
+                    message: format!("no loan of this bank with this {field}"),
+                };
+                outcomes.push(self.outcome(raw.row_no, &row.reference, None, Err(e)));
+                continue;
+            };
+            let region = self
+                .regions
+                .get(&loan.centre_id)
+                .cloned()
+                .unwrap_or_default();
+            let input = RepaymentInput {
+                loan_id: loan.id,
+                reference: &row.reference,
+                value_date: row.value_date,
+                amount: row.amount,
+                today: self.today,
+                region_code: &region,
+                defer_fund_totals: true,
+            };
+            let audit = &self.audit;
+            // A savepoint per row: a refused row rolls back only itself.
+            let result = conn
+                .transaction::<_, ApiError, _>(async |c| apply_repayment(c, audit, &input).await)
+                .await;
+            let result = match result {
+                Ok(a) => {
+                    if !a.principal_repaid.is_zero() {
+                        *repaid.entry(loan.fund_id).or_default() += a.principal_repaid;
+                    }
+                    let id = a.answer.repayment.id;
+                    if a.is_new() {
+                        self.created.insert(id);
+                    }
+                    Ok((a.is_new(), id))
+                }
+                Err(e) => match RowError::from_api(&e) {
+                    Some(re) => Err(re),
+                    None => return Err(e),
+                },
+            };
+            outcomes.push(self.outcome(raw.row_no, &row.reference, Some(loan.id), result));
+        }
+        let mut repaid: Vec<_> = repaid.into_iter().collect();
+        repaid.sort();
+        for (fund_id, amount) in repaid {
+            repo::fund::add_to_totals(conn, fund_id, rust_decimal::Decimal::ZERO, -amount).await?;
+        }
+        for o in &outcomes {
+            self.rows += 1;
+            match o.outcome.as_str() {
+                "applied" => self.applied += 1,
+                "duplicate" => self.duplicates += 1,
+                _ => self.failed += 1,
+            }
+        }
+        if self.atomic {
+            self.held.extend(outcomes);
+        } else {
+            repo::repayment_batch::insert_rows(conn, &outcomes).await?;
+        }
+        Ok(())
+    }
+}
+
+/// Reads, applies and records one repayment file, from any stream of body chunks: the
+/// HTTP route and `danbao import-repayments` both call this. Runs its own transaction on
+/// `conn`. File-level problems (header, bounds, body) are errors and leave nothing behind;
+/// row-level problems are in the rows' outcomes.
+pub async fn process_batch<S>(
+    conn: &mut AsyncPgConnection,
+    req: BatchRequest<'_>,
+    body: S,
+    progress: &mut dyn FnMut(Progress),
+) -> ApiResult<BatchOutcome>
+where
+    S: Stream<Item = ApiResult<Bytes>> + Unpin,
+{
+    AnsiTransactionManager::begin_transaction(conn).await?;
+    let result = run_batch(conn, req, body, progress).await;
+    match result {
+        Ok(outcome) => {
+            AnsiTransactionManager::commit_transaction(conn).await?;
+            Ok(outcome)
+        }
+        Err(e) => {
+            // Nothing of the file stays; a broken connection is not reused by the pool.
+            let _ = AnsiTransactionManager::rollback_transaction(conn).await;
+            Err(e)
+        }
+    }
+}
+
+async fn run_batch<S>(
+    conn: &mut AsyncPgConnection,
+    mut req: BatchRequest<'_>,
+    mut body: S,
+    progress: &mut dyn FnMut(Progress),
+) -> ApiResult<BatchOutcome>
+where
+    S: Stream<Item = ApiResult<Bytes>> + Unpin,
+{
+    let mut hasher = req.idem_hasher.take();
+    if let Some(h) = hasher.as_mut() {
+        h.update(if req.atomic {
+            &b"atomic\0"[..]
+        } else {
+            &b"nonatomic\0"[..]
+        });
+        h.update(req.format.as_str().as_bytes());
+        h.update([0]);
+    }
+    // The same key seen before: the body only decides between replay and 422.
+    if let Some(idem) = req.idem.as_mut() {
+        if let Some((fingerprint, replay)) = idem.lookup(conn).await? {
+            let mut h = hasher.take().unwrap_or_default();
+            let mut total = 0usize;
+            while let Some(chunk) = body.next().await {
+                let chunk = chunk?;
+                total += chunk.len();
+                if total > MAX_BODY {
+                    return Err(ApiError::PayloadTooLarge { limit: MAX_BODY });
+                }
+                h.update(&chunk);
+            }
+            idem.set_fingerprint(h);
+            return idem.judge(&fingerprint, replay).map(BatchOutcome::Replay);
+        }
+    }
+    let funds = repo::repayment_batch::funds_of_bank(conn, req.bank_id).await?;
+    let funds: Vec<Uuid> = funds
+        .into_iter()
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    repo::repayment_batch::lock_funds(conn, &funds).await?;
+    let mut run = Run {
+        audit: Audit {
+            principal: req.principal,
+            request_id: req.request_id,
+        },
+        bank_id: req.bank_id,
+        today: req.today,
+        atomic: req.atomic,
+        batch_id: Uuid::now_v7(),
+        locked: funds.into_iter().collect(),
+        regions: HashMap::new(),
+        rows: 0,
+        applied: 0,
+        duplicates: 0,
+        failed: 0,
+        held: Vec::new(),
+        created: HashSet::new(),
+    };
+    if req.atomic {
+        // The money moves inside this savepoint; the verdict decides whether it stays.
+        AnsiTransactionManager::begin_transaction(conn).await?;
+    }
+
+    let mut done = Progress::default();
+    let mut pending: Vec<RawRow> = Vec::with_capacity(CHUNK_ROWS * 2);
+    match req.format {
+        Format::Csv => {
+            let mut csv = CsvRows::default();
+            loop {
+                let chunk = body.next().await.transpose()?;
+                let bytes = chunk.as_deref().unwrap_or(&[]);
+                done.bytes += bytes.len() as u64;
+                if done.bytes > MAX_BODY as u64 {
+                    return Err(ApiError::PayloadTooLarge { limit: MAX_BODY });
+                }
+                if let Some(h) = hasher.as_mut() {
+                    h.update(bytes);
+                }
+                if bytes.is_empty() && chunk.is_some() {
+                    continue;
+                }
+                csv.feed(bytes, &mut pending)?;
+                while pending.len() >= CHUNK_ROWS {
+                    let rest = pending.split_off(CHUNK_ROWS);
+                    let rows = std::mem::replace(&mut pending, rest);
+                    done.rows += rows.len() as u64;
+                    run.chunk(conn, rows).await?;
+                    progress(done);
+                }
+                if chunk.is_none() {
+                    break;
+                }
+            }
+            if csv.columns.is_none() {
+                return Err(file_error("header", "the file has no header row"));
+            }
+        }
+        Format::Json => {
+            let mut whole = Vec::new();
+            while let Some(chunk) = body.next().await {
+                let chunk = chunk?;
+                if whole.len() + chunk.len() > MAX_JSON_BODY {
+                    return Err(ApiError::PayloadTooLarge {
+                        limit: MAX_JSON_BODY,
+                    });
+                }
+                if let Some(h) = hasher.as_mut() {
+                    h.update(&chunk);
+                }
+                whole.extend_from_slice(&chunk);
+            }
+            done.bytes = whole.len() as u64;
+            pending = json_rows(&whole)?;
+            drop(whole);
+            while pending.len() > CHUNK_ROWS {
+                let rest = pending.split_off(CHUNK_ROWS);
+                let rows = std::mem::replace(&mut pending, rest);
+                done.rows += rows.len() as u64;
+                run.chunk(conn, rows).await?;
+                progress(done);
+            }
+        }
+    }
+    if !pending.is_empty() {
+        let rows = std::mem::take(&mut pending);
+        done.rows += rows.len() as u64;
+        run.chunk(conn, rows).await?;
+    }
+    progress(done);
+
+    let rejected = req.atomic && run.failed > 0;
+    if req.atomic {
+        if rejected {
+            AnsiTransactionManager::rollback_transaction(conn).await?;
+            for o in &mut run.held {
+                let undone = o.outcome == "applied"
+                    || (o.outcome == "duplicate"
+                        && o.repayment_id.is_some_and(|id| run.created.contains(&id)));
+                if undone {
+                    if o.outcome == "duplicate" {
+                        run.duplicates -= 1;
+                    }
+                    o.outcome = "not_applied".into();
+                    o.repayment_id = None;
+                }
+            }
+            run.applied = 0;
+        } else {
+            AnsiTransactionManager::commit_transaction(conn).await?;
+        }
+        repo::repayment_batch::insert_rows(conn, &run.held).await?;
+    }
+    let batch = repo::repayment_batch::insert_batch(
+        conn,
+        &BatchRow {
+            id: run.batch_id,
+            bank_id: req.bank_id,
+            format: req.format.as_str().into(),
+            atomic: req.atomic,
+            status: if rejected { "rejected" } else { "applied" }.into(),
+            rows: run.rows,
+            applied: run.applied,
+            duplicates: run.duplicates,
+            failed: run.failed,
+            created_by: req.principal.id,
+            created_at: Utc::now(),
+            request_id: Some(bounded(&req.request_id.0, 100)),
+        },
+    )
+    .await?;
+    let event = run.audit.event(
+        "repayment_batch.received",
+        "repayment_batch",
+        batch.id,
+        None,
+        serde_json::json!({ "bank_id": batch.bank_id, "format": batch.format, "atomic": batch.atomic,
+            "status": batch.status, "rows": batch.rows, "applied": batch.applied,
+            "duplicates": batch.duplicates, "failed": batch.failed }),
+    );
+    repo::audit::record(conn, &event).await?;
+    let view = batch_view(conn, batch, None, None, MAX_LIMIT).await?;
+    if let Some(mut idem) = req.idem {
+        if let Some(h) = hasher {
+            idem.set_fingerprint(h);
+        }
+        idem.remember(conn, StatusCode::CREATED, &view).await?;
+    }
+    Ok(BatchOutcome::Done(Box::new(view)))
+}
+
+// ---- views and routes -----------------------------------------------------------------------
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RowErrorView {
+    /// Stable code: `validation_failed`, `not_found`, `duplicate_reference`, `overpayment`,
+    /// `invalid_state`, ...
+    pub code: String,
+    pub field: Option<String>,
+    pub message: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct BatchItem {
+    /// Row number in the file: 1 is the first data row (the CSV header is not counted).
+    pub row: i32,
+    pub bank_reference: String,
+    /// The loan of the caller's bank the row was for; null when it named none.
+    pub loan_id: Option<Uuid>,
+    /// `applied`, `duplicate` (the same reference with the same content was applied before:
+    /// nothing moved), `failed`, or `not_applied` (atomic mode: a good row of a rejected file).
+    #[schema(example = "applied")]
+    pub outcome: String,
+    pub repayment_id: Option<Uuid>,
+    pub error: Option<RowErrorView>,
+}
+
+/// A repayment file and the outcome of its rows (a page of them).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct BatchView {
+    pub id: Uuid,
+    pub bank_id: Uuid,
+    /// `applied` (every row was applied, a duplicate, or failed on its own) or `rejected`
+    /// (atomic mode with a failed row: nothing was applied).
+    #[schema(example = "applied")]
+    pub status: String,
+    /// `csv` or `json`.
+    pub format: String,
+    pub atomic: bool,
+    pub rows: i32,
+    pub applied: i32,
+    pub duplicates: i32,
+    pub failed: i32,
+    pub created_by: Uuid,
+    pub created_at: DateTime<Utc>,
+    /// Rows in row order: the first page (up to 500); the rest with `GET
+    /// /v1/repayment-batches/{id}?cursor=`.
+    pub items: Vec<BatchItem>,
+    pub next_cursor: Option<String>,
+}
+
+/// The batch with a page of its rows.
+pub async fn batch_view(
+    conn: &mut AsyncPgConnection,
+    batch: BatchRow,
+    after: Option<i32>,
+    outcome: Option<&str>,
+    limit: i64,
+) -> ApiResult<BatchView> {
+    let rows = repo::repayment_batch::rows(conn, batch.id, after, outcome, limit).await?;
+    let page = repo::Page::from_overfetch(rows, limit);
+    let next_cursor = super::next_cursor(&page, |r| r.row_no.to_string());
+    let items = page
+        .items
+        .into_iter()
+        .map(|r| BatchItem {
+            row: r.row_no,
+            bank_reference: r.bank_reference,
+            loan_id: r.loan_id,
+            outcome: r.outcome,
+            repayment_id: r.repayment_id,
+            error: r.error_code.map(|code| RowErrorView {
+                code,
+                field: r.error_field,
+                message: r.error_message.unwrap_or_default(),
+            }),
+        })
+        .collect();
+    Ok(BatchView {
+        id: batch.id,
+        bank_id: batch.bank_id,
+        status: batch.status,
+        format: batch.format,
+        atomic: batch.atomic,
+        rows: batch.rows,
+        applied: batch.applied,
+        duplicates: batch.duplicates,
+        failed: batch.failed,
+        created_by: batch.created_by,
+        created_at: batch.created_at,
+        items,
+        next_cursor,
+    })
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct BatchParams {
+    /// All rows or none: any failed row rejects the whole file (default false: every row
+    /// on its own).
+    pub atomic: Option<bool>,
+}
+
+fn format_of(req: &HttpRequest) -> ApiResult<Format> {
+    let ct = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let mime = ct
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    match mime.as_str() {
+        "text/csv" => Ok(Format::Csv),
+        "application/json" => Ok(Format::Json),
+        _ => Err(ApiError::UnsupportedMediaType(
+            "send the file as text/csv (RFC 4180, header row) or application/json".to_owned(),
+        )),
+    }
+}
+
+/// The bank of a bank principal.
+pub fn bank_of(p: &Principal) -> ApiResult<Uuid> {
+    match p.scope {
+        crate::auth::Scope::Bank(b) if p.role == Role::Bank => Ok(b),
+        _ => Err(ApiError::Forbidden),
+    }
+}
+
+/// Send a day's repayment file (a bank only). `text/csv`: RFC 4180 with a header row
+/// (`bank_reference,value_date,amount,loan_id` or `...,bank_account_no`; quoted fields, CRLF
+/// or LF, UTF-8 with an optional BOM). `application/json`: `{"rows": [{"bank_reference": ...,
+/// "value_date": ..., "amount": ..., "loan_id" | "bank_account_no": ...}]}`, every value a
+/// string. Each row applies on its own (a failed row does not stop the others) unless
+/// `?atomic=true`. Sending the same file again changes nothing: every row answers
+/// `duplicate`. Bounds: 32 MiB body (JSON 8 MiB), 200,000 rows, 4 KiB per CSV record.
+#[utoipa::path(tag = "repayments", params(BatchParams, ("Idempotency-Key" = Option<String>, Header, description = "makes retries safe: the same key and body replay the first answer")),
+    request_body(description = "the file: text/csv with a header row, or application/json", content(
+        (String = "text/csv", example = "bank_reference,value_date,amount,bank_account_no\r\nJXRCU-20261127-000001,2026-11-27,1043.50,6228480012345678\r\n"),
+        (BatchFile = "application/json"),
+    )),
+    responses(
+    (status = 201, body = BatchView),
+    (status = 403, description = "not a bank", body = Problem, content_type = "application/problem+json"),
+    (status = 409, description = "idempotency_key_in_flight", body = Problem, content_type = "application/problem+json"),
+    (status = 413, description = "body larger than 32 MiB (JSON: 8 MiB)", body = Problem, content_type = "application/problem+json"),
+    (status = 415, body = Problem, content_type = "application/problem+json"),
+    (status = 422, description = "header (unknown or missing column), too many rows, a record too long, idempotency_key_reused", body = Problem, content_type = "application/problem+json"),
+))]
+#[post("/repayment-batches")]
+pub async fn create(
+    state: web::Data<AppState>,
+    user: AuthUser,
+    rid: RequestId,
+    req: HttpRequest,
+    q: Query<BatchParams>,
+    key: IdempotencyKey,
+    payload: web::Payload,
+) -> ApiResult<HttpResponse> {
+    user.require(&[Role::Bank])?;
+    let bank_id = bank_of(&user)?;
+    let format = format_of(&req)?;
+    let limit = match format {
+        Format::Csv => MAX_BODY,
+        Format::Json => MAX_JSON_BODY,
+    };
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    if declared.is_some_and(|n| n > limit) {
+        return Err(ApiError::PayloadTooLarge { limit });
+    }
+    let (idem, hasher) = Idem::streaming(user.id, key);
+    let has_key = idem.has_key();
+    let body = payload.map(|c| {
+        c.map_err(|_| ApiError::BadRequest {
+            code: "bad_body",
+            detail: "the request body could not be read".to_owned(),
+            errors: vec![],
+        })
+    });
+    let mut conn = state.conn().await?;
+    let outcome = process_batch(
+        &mut conn,
+        BatchRequest {
+            principal: &user,
+            bank_id,
+            request_id: &rid,
+            format,
+            atomic: q.atomic.unwrap_or(false),
+            today: state.today(),
+            idem: has_key.then_some(idem),
+            idem_hasher: has_key.then_some(hasher),
+        },
+        body,
+        &mut |_| {},
+    )
+    .await?;
+    Ok(match outcome {
+        BatchOutcome::Done(view) => HttpResponse::Created().json(view),
+        BatchOutcome::Replay(r) => r.into_response(),
+    })
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct BatchRowsParams {
+    /// Page size, 1 to 500 (default 50).
+    pub limit: Option<i64>,
+    /// Row number after which the page starts (the previous page's `next_cursor`).
+    pub cursor: Option<String>,
+    /// Only rows with this outcome: `applied`, `duplicate`, `failed` or `not_applied`.
+    pub outcome: Option<String>,
+}
+
+/// A repayment file the caller's bank sent, with its rows in row order (paginated).
+#[utoipa::path(tag = "repayments", params(("id" = Uuid, Path), BatchRowsParams), responses(
+    (status = 200, body = BatchView),
+    (status = 400, description = "bad limit, cursor or outcome", body = Problem, content_type = "application/problem+json"),
+    (status = 404, description = "no such batch of the caller's bank", body = Problem, content_type = "application/problem+json"),
+))]
+#[get("/repayment-batches/{id}")]
+pub async fn get(
+    state: web::Data<AppState>,
+    user: AuthUser,
+    id: web::Path<Uuid>,
+    q: Query<BatchRowsParams>,
+) -> ApiResult<HttpResponse> {
+    // Only the bank that sent it sees a batch; anyone else gets 404.
+    let bank_id = bank_of(&user).map_err(|_| ApiError::NotFound)?;
+    let page = PageParams {
+        limit: q.limit,
+        cursor: q.cursor.clone(),
+    };
+    let limit = page.limit()?;
+    let after = page
+        .cursor_i64()?
+        .map(|c| i32::try_from(c).unwrap_or(i32::MAX));
+    let outcome = match q.outcome.as_deref() {
+        None | Some("") => None,
+        Some(o @ ("applied" | "duplicate" | "failed" | "not_applied")) => Some(o),
+        Some(_) => {
+            return Err(ApiError::BadRequest {
+                code: "invalid_query",
+                detail: "outcome must be applied, duplicate, failed or not_applied".into(),
+                errors: vec![FieldError {
+                    field: "outcome".into(),
+                    message: "must be applied, duplicate, failed or not_applied".into(),
+                }],
+            })
+        }
+    };
+    let mut conn = state.conn().await?;
+    let batch = repo::repayment_batch::find(&mut conn, *id)
+        .await?
+        .filter(|b| b.bank_id == bank_id)
+        .ok_or(ApiError::NotFound)?;
+    let view = batch_view(&mut conn, batch, after, outcome, limit).await?;
+    Ok(HttpResponse::Ok().json(view))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse_all(chunks: &[&[u8]]) -> ApiResult<Vec<RawRow>> {
+        let mut csv = CsvRows::default();
+        let mut rows = Vec::new();
+        for c in chunks {
+            csv.feed(c, &mut rows)?;
+        }
+        csv.feed(&[], &mut rows)?;
+        Ok(rows)
+    }
+
+    #[test]
+    fn csv_rows_across_chunk_boundaries_with_quotes_bom_and_crlf() {
+        let file = "\u{feff}bank_reference,value_date,amount,loan_id\r\n\"R,1\",2025-02-15,1043.50,x\r\n\"R \"\"2\"\"\",2025-02-16,\"1,0\",y\n\nR3,2025-02-17,5,z";
+        let bytes = file.as_bytes();
+        for split in 1..bytes.len() {
+            let rows = parse_all(&[&bytes[..split], &bytes[split..]]).unwrap();
+            assert_eq!(rows.len(), 3, "split at {split}");
+            assert_eq!(rows[0].bank_reference.as_deref(), Some("R,1"));
+            assert_eq!(rows[1].bank_reference.as_deref(), Some("R \"2\""));
+            assert_eq!(rows[1].amount.as_deref(), Some("1,0"));
+            assert_eq!(rows[2].loan_id.as_deref(), Some("z"));
+            assert_eq!(rows[2].row_no, 3);
+        }
+    }
+
+    #[test]
+    fn header_problems_name_the_column() {
+        let err = parse_all(&[b"bank_reference,value_date,amount,loan,loan_id\n"]).unwrap_err();
+        match err {
+            ApiError::Validation { errors, .. } => assert_eq!(errors[0].field, "loan"),
+            other => panic!("{other:?}"),
+        }
+        let err = parse_all(&[b"bank_reference,value_date,loan_id\n"]).unwrap_err();
+        match err {
+            ApiError::Validation { errors, .. } => assert_eq!(errors[0].field, "amount"),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn long_records_and_bad_fields() {
+        let long = format!(
+            "bank_reference,value_date,amount,loan_id\nR1,{},1,x\n",
+            "9".repeat(MAX_LINE)
+        );
+        let err = parse_all(&[long.as_bytes()]).unwrap_err();
+        match err {
+            ApiError::Validation { errors, .. } => assert_eq!(errors[0].field, "row 1"),
+            other => panic!("{other:?}"),
+        }
+        let rows = parse_all(&[
+            b"bank_reference,value_date,amount,loan_id\nR1,2025-01-01\nR2,2025-01-01,\xff,x\n",
+        ])
+        .unwrap();
+        assert_eq!(rows[0].problem.as_ref().unwrap().0, "row");
+        assert_eq!(rows[1].problem.as_ref().unwrap().0, "amount");
+    }
+
+    #[test]
+    fn rows_are_validated_field_by_field() {
+        let today = NaiveDate::from_ymd_opt(2026, 11, 27).unwrap();
+        let row = |date: &str, amount: &str| RawRow {
+            row_no: 1,
+            bank_reference: Some("R1".into()),
+            value_date: Some(date.into()),
+            amount: Some(amount.into()),
+            loan_id: Some(Uuid::nil().to_string()),
+            ..RawRow::default()
+        };
+        assert!(validate(&row("2026-11-27", "1.00"), today).is_ok());
+        let field = |r: RawRow| validate(&r, today).unwrap_err().field.unwrap();
+        assert_eq!(field(row("2026-11-28", "1.00")), "value_date");
+        assert_eq!(field(row("2026-2-1", "1.00")), "value_date");
+        assert_eq!(field(row("2026-11-27", "1.001")), "amount");
+        assert_eq!(field(row("2026-11-27", "0")), "amount");
+        assert_eq!(field(row("2026-11-27", "12345678901234567")), "amount");
+        let mut both = row("2026-11-27", "1");
+        both.bank_account_no = Some("A".into());
+        assert_eq!(field(both), "loan_id");
+        let mut long = row("2026-11-27", "1");
+        long.bank_reference = Some("R".repeat(65));
+        assert_eq!(field(long), "bank_reference");
+    }
+}

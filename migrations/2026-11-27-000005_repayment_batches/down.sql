@@ -1,0 +1,2 @@
+DROP TABLE repayment_batch_rows;
+DROP TABLE repayment_batches;
