@@ -117,6 +117,19 @@ struct ServeArgs {
     /// Database connections in the pool.
     #[arg(long, env = "DANBAO_POOL_SIZE", default_value_t = 16)]
     pool_size: usize,
+    /// Failed logins of one account that lock it (429) for `--login-lock-seconds`.
+    #[arg(long, env = "DANBAO_LOGIN_MAX_FAILURES", default_value_t = 5)]
+    login_max_failures: u32,
+    /// Failed logins from one address (any account) that lock the address.
+    #[arg(
+        long,
+        env = "DANBAO_LOGIN_MAX_FAILURES_PER_ADDRESS",
+        default_value_t = 100
+    )]
+    login_max_failures_per_address: u32,
+    /// How long failed logins count (and a lock lasts), in seconds.
+    #[arg(long, env = "DANBAO_LOGIN_LOCK_SECONDS", default_value_t = 900)]
+    login_lock_seconds: u64,
     /// Longest wait for a database connection before answering 503 (milliseconds).
     #[arg(long, env = "DANBAO_ACQUIRE_TIMEOUT_MS", default_value_t = 5000)]
     acquire_timeout_ms: u64,
@@ -494,6 +507,11 @@ async fn serve(db_args: DbArgs, mut a: ServeArgs) -> anyhow::Result<()> {
         timezone: a.timezone,
         metrics: telemetry::metrics_handle(),
         pii,
+        login: danbao_api::state::LoginLimits {
+            per_account: a.login_max_failures,
+            per_address: a.login_max_failures_per_address,
+            window: Duration::from_secs(a.login_lock_seconds),
+        },
     };
     let listener = TcpListener::bind(&a.listen)
         .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", a.listen))?;

@@ -14,6 +14,27 @@ pub struct AppState {
     pub metrics: PrometheusHandle,
     /// Keys for national ids and phone numbers at rest.
     pub pii: PiiKeys,
+    /// How many failed logins lock an account or an address, and for how long.
+    pub login: LoginLimits,
+}
+
+/// Failed logins allowed per account and per address within `window`; one more is answered
+/// 429 until the oldest of them leaves the window.
+#[derive(Clone, Debug)]
+pub struct LoginLimits {
+    pub per_account: u32,
+    pub per_address: u32,
+    pub window: std::time::Duration,
+}
+
+impl Default for LoginLimits {
+    fn default() -> Self {
+        LoginLimits {
+            per_account: 5,
+            per_address: 100,
+            window: std::time::Duration::from_secs(15 * 60),
+        }
+    }
 }
 
 impl AppState {

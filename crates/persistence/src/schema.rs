@@ -468,3 +468,13 @@ diesel::table! {
 
 diesel::joinable!(repayment_batch_rows -> repayment_batches (batch_id));
 diesel::allow_tables_to_appear_in_same_query!(repayment_batches, repayment_batch_rows);
+
+diesel::table! {
+    login_attempts (id) {
+        id -> Int8,
+        account -> Text,
+        address -> Text,
+        at -> Timestamptz,
+        succeeded -> Bool,
+    }
+}

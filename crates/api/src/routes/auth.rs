@@ -2,7 +2,7 @@ use crate::auth::{dummy_hash, verify_password, Principal, PrincipalKind, Role, S
 use crate::error::{ApiError, ApiResult};
 use crate::extract::Json;
 use crate::state::AppState;
-use actix_web::{post, web, HttpResponse};
+use actix_web::{post, web, HttpRequest, HttpResponse};
 use danbao_domain::RegionCode;
 use danbao_persistence::repo;
 use serde::{Deserialize, Serialize};
@@ -42,6 +42,7 @@ fn bad_credentials() -> ApiError {
     responses(
         (status = 200, body = TokenResponse),
         (status = 401, description = "wrong credentials", body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 429, description = "too many failed logins for this account or address: retry after `Retry-After` seconds", body = crate::error::Problem, content_type = "application/problem+json"),
         (status = 422, description = "neither or both credential pairs", body = crate::error::Problem, content_type = "application/problem+json"),
     ),
     security(())
@@ -49,17 +50,49 @@ fn bad_credentials() -> ApiError {
 #[post("/auth/token")]
 pub async fn issue_token(
     state: web::Data<AppState>,
+    req: HttpRequest,
+    rid: crate::context::RequestId,
     body: Json<TokenRequest>,
 ) -> ApiResult<HttpResponse> {
     let body = body.0;
-    let principal = match (
+    // The peer, not a forwarded header: a client must not choose the address it is counted by.
+    let address = req
+        .peer_addr()
+        .map_or_else(|| "unknown".to_owned(), |a| a.ip().to_string());
+    let (account, entity) = match (&body.username, &body.client_id) {
+        (Some(u), None) => (format!("user:{}", u.to_lowercase()), "user"),
+        (None, Some(c)) => (format!("client:{c}"), "bank_client"),
+        _ => (String::new(), ""),
+    };
+    let account: String = account.chars().take(300).collect();
+    let well_formed = matches!(
+        (
+            &body.username,
+            &body.password,
+            &body.client_id,
+            &body.client_secret
+        ),
+        (Some(_), Some(_), None, None) | (None, None, Some(_), Some(_))
+    );
+    if !well_formed {
+        return Err(ApiError::validation(
+            "body",
+            "send either username and password, or client_id and client_secret",
+        ));
+    }
+    let attempt = if account.is_empty() {
+        None
+    } else {
+        Some(begin_attempt(&state, &account, &address).await?)
+    };
+    let outcome = match (
         body.username,
         body.password,
         body.client_id,
         body.client_secret,
     ) {
-        (Some(u), Some(p), None, None) => user_login(&state, u, p).await?,
-        (None, None, Some(c), Some(s)) => client_login(&state, c, s).await?,
+        (Some(u), Some(p), None, None) => user_login(&state, u, p).await,
+        (None, None, Some(c), Some(s)) => client_login(&state, c, s).await,
         _ => {
             return Err(ApiError::validation(
                 "body",
@@ -67,6 +100,17 @@ pub async fn issue_token(
             ))
         }
     };
+    let principal = match outcome {
+        Err(ApiError::Unauthorized(why)) => {
+            audit_failure(&state, &account, entity, &address, &rid.0).await?;
+            return Err(ApiError::Unauthorized(why));
+        }
+        other => other?,
+    };
+    if let Some(id) = attempt {
+        let mut conn = state.conn().await?;
+        repo::login::mark_succeeded(&mut conn, id).await?;
+    }
     let token = state.jwt.issue(&principal).map_err(ApiError::internal)?;
     Ok(HttpResponse::Ok()
         .insert_header(("Cache-Control", "no-store"))
@@ -75,6 +119,73 @@ pub async fn issue_token(
             token_type: "Bearer".into(),
             expires_in: state.jwt.ttl.as_secs(),
         }))
+}
+
+/// 429 while the account or the address has had too many failed logins in the window;
+/// otherwise the attempt is counted (as failed until marked) and its id returned. The check and
+/// the count are one step per account, so concurrent guesses cannot slip past the limit.
+async fn begin_attempt(state: &AppState, account: &str, address: &str) -> ApiResult<i64> {
+    use danbao_persistence::diesel_async::AsyncConnection;
+    let limits = state.login.clone();
+    let window = chrono::Duration::from_std(limits.window).map_err(ApiError::internal)?;
+    let mut conn = state.conn().await?;
+    conn.transaction::<_, ApiError, _>(async |conn| {
+        // Account, then address: every login takes them in this order.
+        repo::login::lock_key(conn, account).await?;
+        repo::login::lock_key(conn, &format!("address:{address}")).await?;
+        let now = chrono::Utc::now();
+        let since = now - window;
+        let by_account = repo::login::nth_recent_failure(
+            conn,
+            account,
+            false,
+            since,
+            i64::from(limits.per_account.max(1)),
+        )
+        .await?;
+        let by_address = repo::login::nth_recent_failure(
+            conn,
+            address,
+            true,
+            since,
+            i64::from(limits.per_address.max(1)),
+        )
+        .await?;
+        if let Some(oldest) = by_account.into_iter().chain(by_address).max() {
+            let wait = (oldest + window - now).num_seconds().max(0) + 1;
+            return Err(ApiError::TooManyRequests {
+                retry_after: u64::try_from(wait).unwrap_or(1),
+                detail: format!("too many failed logins; try again in {wait} seconds"),
+            });
+        }
+        Ok(repo::login::begin_attempt(conn, account, address).await?)
+    })
+    .await
+}
+
+/// Audits a failed login (the attempt already counts as failed).
+async fn audit_failure(
+    state: &AppState,
+    account: &str,
+    entity: &str,
+    address: &str,
+    request_id: &str,
+) -> ApiResult<()> {
+    let event = danbao_persistence::models::audit_event::NewAuditEvent {
+        actor_kind: "system".into(),
+        actor_id: None,
+        actor_name: account.to_owned(),
+        actor_role: "anonymous".into(),
+        action: "auth.login_failed".into(),
+        entity_type: entity.into(),
+        entity_id: account.to_owned(),
+        region_code: None,
+        request_id: Some(request_id.to_owned()),
+        detail: serde_json::json!({ "address": address }),
+    };
+    let mut conn = state.conn().await?;
+    repo::audit::record(&mut conn, &event).await?;
+    Ok(())
 }
 
 async fn verify_blocking(secret: String, hash: String) -> ApiResult<bool> {

@@ -318,3 +318,117 @@ async fn changing_my_password() {
         .await;
     assert_eq!(r.status(), 401);
 }
+
+#[tokio::test]
+async fn a_brute_force_is_refused_after_the_limit_and_the_owner_gets_in_after_the_lock() {
+    let app = spawn_app().await;
+    app.user_token(
+        "victim",
+        "clerk",
+        serde_json::json!({ "centre_id": app.seed_province().await.centre_nanchang }),
+    )
+    .await;
+    let attempt = |password: &'static str| {
+        let app = &app;
+        async move {
+            app.http
+                .post(app.url("/v1/auth/token"))
+                .json(&serde_json::json!({ "username": "victim", "password": password }))
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    // 1,000 guesses, 20 at a time: the limit (5 within the 3-second test window) holds even
+    // for concurrent guesses; the rest are refused before any password is checked.
+    let started = std::time::Instant::now();
+    let mut unauthorized = 0;
+    let mut refused = 0;
+    let mut retry_after = Vec::new();
+    for _ in 0..50 {
+        let answers =
+            futures_util::future::join_all((0..20).map(|_| attempt("wrong password 1"))).await;
+        for r in answers {
+            match r.status().as_u16() {
+                401 => unauthorized += 1,
+                429 => {
+                    refused += 1;
+                    retry_after.push(
+                        r.headers()["retry-after"]
+                            .to_str()
+                            .unwrap()
+                            .parse::<u64>()
+                            .unwrap(),
+                    );
+                    let body: serde_json::Value = r.json().await.unwrap();
+                    assert_eq!(body["code"], "too_many_requests");
+                }
+                other => panic!("unexpected {other}"),
+            }
+        }
+    }
+    let elapsed = started.elapsed().as_secs() + 1;
+    // Each window lets at most 5 guesses through.
+    assert!(
+        unauthorized <= 5 * (elapsed / 3 + 1),
+        "{unauthorized} guesses were checked in {elapsed} s"
+    );
+    assert_eq!(unauthorized + refused, 1000);
+    assert!(refused >= 900, "{refused}");
+    assert!(
+        retry_after.iter().all(|s| (1..=4).contains(s)),
+        "{retry_after:?}"
+    );
+    // While locked, even the right password waits; after the lock it works.
+    assert_eq!(attempt("Test password 1").await.status(), 429);
+    tokio::time::sleep(std::time::Duration::from_secs(4)).await;
+    assert_eq!(attempt("Test password 1").await.status(), 200);
+    // Failures are audited with the address; a success does not count against the owner.
+    let (_, events) = app
+        .get_json(
+            "/v1/audit-events?action=auth.login_failed&limit=500",
+            &app.admin_token,
+        )
+        .await;
+    let failed: Vec<&Value> = events["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["action"] == "auth.login_failed")
+        .collect();
+    assert_eq!(failed.len() as u64, unauthorized);
+    assert_eq!(failed[0]["entity_id"], "user:victim");
+    assert_eq!(failed[0]["detail"]["address"], "127.0.0.1");
+    for _ in 0..6 {
+        assert_eq!(attempt("Test password 1").await.status(), 200);
+    }
+}
+
+#[tokio::test]
+async fn guessing_many_accounts_from_one_address_is_refused_too() {
+    let app = spawn_app().await;
+    // 40 failures per address within the window (the test setting); 4 per account here, all at
+    // once.
+    let answers = futures_util::future::join_all((0..45).map(|n| {
+        app.http
+            .post(app.url("/v1/auth/token"))
+            .json(&serde_json::json!({ "username": format!("nobody{}", n / 4), "password": "guess password 1" }))
+            .send()
+    }))
+    .await;
+    let mut statuses: Vec<u16> = answers
+        .into_iter()
+        .map(|r| r.unwrap().status().as_u16())
+        .collect();
+    statuses.sort();
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 401).count(),
+        40,
+        "{statuses:?}"
+    );
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 429).count(),
+        5,
+        "{statuses:?}"
+    );
+}

@@ -35,6 +35,12 @@ pub async fn spawn_app() -> TestApp {
         timezone: chrono_tz::Asia::Shanghai,
         metrics: telemetry::metrics_handle(),
         pii: danbao_api::crypto::PiiKeys::from_master(PII_KEY).unwrap(),
+        // Short, so that a test can see a lock expire.
+        login: danbao_api::state::LoginLimits {
+            per_account: 5,
+            per_address: 40,
+            window: Duration::from_secs(3),
+        },
     };
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let app = startup::build(

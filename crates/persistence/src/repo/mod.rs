@@ -10,6 +10,7 @@ pub mod credit_community;
 pub mod fund;
 pub mod idempotency;
 pub mod loan;
+pub mod login;
 pub mod policy;
 pub mod region;
 pub mod repayment;
