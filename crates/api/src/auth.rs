@@ -12,7 +12,6 @@ use danbao_domain::RegionCode;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
 use sha2::Digest;
-use std::future::{ready, Ready};
 use std::time::Duration;
 use uuid::Uuid;
 
@@ -317,10 +316,45 @@ impl std::ops::Deref for AuthUser {
 
 impl FromRequest for AuthUser {
     type Error = ApiError;
-    type Future = Ready<Result<Self, ApiError>>;
+    type Future = futures_util::future::LocalBoxFuture<'static, Result<Self, ApiError>>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        ready(authenticate(req).map(AuthUser))
+        let verified = authenticate(req);
+        let state = req.app_data::<web::Data<AppState>>().cloned();
+        Box::pin(async move {
+            let principal = verified?;
+            let state =
+                state.ok_or_else(|| ApiError::internal(anyhow::anyhow!("app state missing")))?;
+            ensure_active(&state, &principal).await?;
+            Ok(AuthUser(principal))
+        })
+    }
+}
+
+/// A valid token of a deactivated user or a revoked client is refused (401).
+async fn ensure_active(state: &AppState, p: &Principal) -> Result<(), ApiError> {
+    let active = match state.active.get(p.id) {
+        Some(a) => a,
+        None => {
+            let mut conn = state.conn().await?;
+            let a = match p.kind {
+                PrincipalKind::User => {
+                    danbao_persistence::repo::user::is_active(&mut conn, p.id).await?
+                }
+                PrincipalKind::Client => {
+                    danbao_persistence::repo::bank_client::is_active(&mut conn, p.id).await?
+                }
+            };
+            state.active.put(p.id, a);
+            a
+        }
+    };
+    if active {
+        Ok(())
+    } else {
+        Err(ApiError::Unauthorized(
+            "this account has been deactivated".into(),
+        ))
     }
 }
 

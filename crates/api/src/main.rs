@@ -512,6 +512,7 @@ async fn serve(db_args: DbArgs, mut a: ServeArgs) -> anyhow::Result<()> {
             per_address: a.login_max_failures_per_address,
             window: Duration::from_secs(a.login_lock_seconds),
         },
+        active: danbao_api::state::ActiveCache::default(),
     };
     let listener = TcpListener::bind(&a.listen)
         .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", a.listen))?;

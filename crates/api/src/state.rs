@@ -16,6 +16,57 @@ pub struct AppState {
     pub pii: PiiKeys,
     /// How many failed logins lock an account or an address, and for how long.
     pub login: LoginLimits,
+    /// Whether token holders are still active, remembered for a short while.
+    pub active: ActiveCache,
+}
+
+/// A deactivated user's or revoked client's tokens stop working within `ttl` (on every
+/// replica; at once on the one that made the change), not only when they expire.
+#[derive(Clone)]
+pub struct ActiveCache {
+    ttl: std::time::Duration,
+    seen: std::sync::Arc<
+        std::sync::Mutex<std::collections::HashMap<uuid::Uuid, (bool, std::time::Instant)>>,
+    >,
+}
+
+impl ActiveCache {
+    pub fn new(ttl: std::time::Duration) -> Self {
+        ActiveCache {
+            ttl,
+            seen: Default::default(),
+        }
+    }
+
+    /// The remembered answer, if still fresh.
+    pub fn get(&self, id: uuid::Uuid) -> Option<bool> {
+        let seen = self.seen.lock().ok()?;
+        seen.get(&id)
+            .filter(|(_, at)| at.elapsed() < self.ttl)
+            .map(|(active, _)| *active)
+    }
+
+    pub fn put(&self, id: uuid::Uuid, active: bool) {
+        if let Ok(mut seen) = self.seen.lock() {
+            // Bounded: a long-running server forgets old entries rather than growing.
+            if seen.len() > 100_000 {
+                seen.clear();
+            }
+            seen.insert(id, (active, std::time::Instant::now()));
+        }
+    }
+
+    pub fn forget(&self, id: uuid::Uuid) {
+        if let Ok(mut seen) = self.seen.lock() {
+            seen.remove(&id);
+        }
+    }
+}
+
+impl Default for ActiveCache {
+    fn default() -> Self {
+        ActiveCache::new(std::time::Duration::from_secs(30))
+    }
 }
 
 /// Failed logins allowed per account and per address within `window`; one more is answered

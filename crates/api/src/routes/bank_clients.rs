@@ -121,3 +121,44 @@ pub async fn list(
         next_cursor,
     }))
 }
+
+/// Revoke a bank client (admin): it can no longer get tokens, and the tokens it holds stop
+/// working (at once on this server, within half a minute on the others).
+#[utoipa::path(tag = "bank-clients", params(("id" = Uuid, Path)), responses(
+    (status = 200, body = BankClientView),
+    (status = 403, body = crate::error::Problem, content_type = "application/problem+json"),
+    (status = 404, body = crate::error::Problem, content_type = "application/problem+json"),
+))]
+#[post("/bank-clients/{id}/revocation")]
+pub async fn revoke(
+    state: web::Data<AppState>,
+    user: AuthUser,
+    rid: RequestId,
+    id: web::Path<Uuid>,
+) -> ApiResult<HttpResponse> {
+    user.require(&[Role::Admin])?;
+    let id = *id;
+    let event = Audit {
+        principal: &user,
+        request_id: &rid,
+    }
+    .event(
+        "bank_client.revoked",
+        "bank_client",
+        id,
+        None,
+        serde_json::json!({}),
+    );
+    let mut conn = state.conn().await?;
+    let row = conn
+        .transaction::<_, ApiError, _>(async |conn| {
+            let row = repo::bank_client::set_active(conn, id, false)
+                .await?
+                .ok_or(ApiError::NotFound)?;
+            repo::audit::record(conn, &event).await?;
+            Ok(row)
+        })
+        .await?;
+    state.active.forget(id);
+    Ok(HttpResponse::Ok().json(BankClientView::from(row)))
+}

@@ -41,6 +41,7 @@ pub fn v1(cfg: &mut ServiceConfig) {
         .service(users::activate)
         .service(bank_clients::create)
         .service(bank_clients::list)
+        .service(bank_clients::revoke)
         .service(policies::create)
         .service(policies::load_presets)
         .service(policies::list)

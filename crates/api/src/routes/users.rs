@@ -273,6 +273,8 @@ async fn set_active(
             Ok(row)
         })
         .await?;
+    // Takes effect at once here; other replicas notice within the cache's time to live.
+    state.active.forget(id);
     Ok(HttpResponse::Ok().json(UserView::from(row)))
 }
 

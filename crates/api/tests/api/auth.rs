@@ -432,3 +432,105 @@ async fn guessing_many_accounts_from_one_address_is_refused_too() {
         "{statuses:?}"
     );
 }
+
+#[tokio::test]
+async fn tokens_of_deactivated_users_and_revoked_clients_stop_working() {
+    let app = spawn_app().await;
+    let p = app.seed_province().await;
+    let clerk = app
+        .user_token(
+            "soon.gone",
+            "clerk",
+            json!({ "centre_id": p.centre_nanchang }),
+        )
+        .await;
+    assert_eq!(me_status(&app, &clerk).await, 200);
+    let (_, users) = app.get_json("/v1/users?limit=500", &app.admin_token).await;
+    let id = users["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|u| u["username"] == "soon.gone")
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let r = app
+        .call(
+            Method::POST,
+            &format!("/v1/users/{id}/deactivation"),
+            Some(&app.admin_token),
+            None,
+        )
+        .await;
+    assert_eq!(r.status(), 200);
+    // The token is still unexpired, and refused at once.
+    assert_eq!(me_status(&app, &clerk).await, 401);
+
+    // A bank's system: its token works until the client is revoked.
+    let client = app
+        .admin_create(
+            "/v1/bank-clients",
+            json!({ "bank_id": p.bank_a, "name": "core" }),
+        )
+        .await;
+    let r = app
+        .http
+        .post(app.url("/v1/auth/token"))
+        .json(
+            &json!({ "client_id": client["client_id"], "client_secret": client["client_secret"] }),
+        )
+        .send()
+        .await
+        .unwrap();
+    let token = r.json::<Value>().await.unwrap()["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(me_status(&app, &token).await, 200);
+    let r = app
+        .call(
+            Method::POST,
+            &format!(
+                "/v1/bank-clients/{}/revocation",
+                client["id"].as_str().unwrap()
+            ),
+            Some(&app.admin_token),
+            None,
+        )
+        .await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(me_status(&app, &token).await, 401);
+    let r = app
+        .http
+        .post(app.url("/v1/auth/token"))
+        .json(
+            &json!({ "client_id": client["client_id"], "client_secret": client["client_secret"] }),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+
+    // Another replica deactivates a user (here: straight in the database): this server
+    // notices once its memory of the user is older than its time to live (1 s in tests).
+    let other = app
+        .user_token(
+            "elsewhere",
+            "clerk",
+            json!({ "centre_id": p.centre_nanchang }),
+        )
+        .await;
+    assert_eq!(me_status(&app, &other).await, 200);
+    let mut conn = app.db.connect().await;
+    danbao_persistence::diesel_async::RunQueryDsl::execute(
+        danbao_persistence::diesel::sql_query(
+            "UPDATE users SET active = false WHERE username = 'elsewhere'",
+        ),
+        &mut conn,
+    )
+    .await
+    .unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    assert_eq!(me_status(&app, &other).await, 401);
+}

@@ -41,6 +41,8 @@ pub async fn spawn_app() -> TestApp {
             per_address: 40,
             window: Duration::from_secs(3),
         },
+        // Short, so that a test can see another replica's change arrive.
+        active: danbao_api::state::ActiveCache::new(Duration::from_secs(1)),
     };
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let app = startup::build(

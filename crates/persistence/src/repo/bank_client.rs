@@ -45,3 +45,30 @@ pub async fn list(
         .await?;
     Ok(super::Page::from_overfetch(rows, limit))
 }
+
+pub async fn set_active(
+    conn: &mut AsyncPgConnection,
+    id: uuid::Uuid,
+    active: bool,
+) -> QueryResult<Option<BankClientRow>> {
+    diesel::update(bank_clients::table.find(id))
+        .set((
+            bank_clients::active.eq(active),
+            bank_clients::updated_at.eq(diesel::dsl::now),
+        ))
+        .returning(BankClientRow::as_returning())
+        .get_result(conn)
+        .await
+        .optional()
+}
+
+/// Whether the client exists and is active.
+pub async fn is_active(conn: &mut AsyncPgConnection, id: uuid::Uuid) -> QueryResult<bool> {
+    bank_clients::table
+        .find(id)
+        .select(bank_clients::active)
+        .first::<bool>(conn)
+        .await
+        .optional()
+        .map(|a| a.unwrap_or(false))
+}

@@ -80,3 +80,14 @@ pub async fn list(
     let rows = q.order(users::id.asc()).limit(limit + 1).load(conn).await?;
     Ok(super::Page::from_overfetch(rows, limit))
 }
+
+/// Whether the user exists and is active.
+pub async fn is_active(conn: &mut AsyncPgConnection, id: Uuid) -> QueryResult<bool> {
+    users::table
+        .find(id)
+        .select(users::active)
+        .first::<bool>(conn)
+        .await
+        .optional()
+        .map(|a| a.unwrap_or(false))
+}
