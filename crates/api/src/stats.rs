@@ -174,8 +174,50 @@ pub struct Measures {
     pub subsidy: Decimal,
 }
 
+/// Money with exactly two decimals, as everywhere in the API (`"0.00"`, not `"0"`).
+fn cents(d: &mut Decimal) {
+    *d = d.round_dp(2);
+    d.rescale(2);
+}
+
 impl Measures {
     fn finish(&mut self) {
+        for d in [
+            &mut self.issued_amount,
+            &mut self.waiver_amount,
+            &mut self.fell_due,
+            &mut self.repaid,
+            &mut self.repaid_on_time,
+            &mut self.cumulative_fell_due,
+            &mut self.cumulative_repaid,
+            &mut self.cumulative_repaid_on_time,
+            &mut self.compensation_amount,
+            &mut self.recovered,
+            &mut self.recovered_to_fund,
+            &mut self.written_off_loss,
+            &mut self.subsidy,
+        ] {
+            cents(d);
+        }
+        for d in [
+            &mut self.cumulative_issued_amount,
+            &mut self.outstanding_balance,
+            &mut self.overdue_principal,
+            &mut self.overdue_1_30,
+            &mut self.overdue_31_90,
+            &mut self.overdue_over_90,
+            &mut self.par30,
+            &mut self.par90,
+            &mut self.contributions,
+            &mut self.contributions_total,
+            &mut self.fund_balance,
+            &mut self.outstanding_guaranteed,
+        ]
+        .into_iter()
+        .flatten()
+        {
+            cents(d);
+        }
         self.collection_rate = percent(self.repaid, self.fell_due);
         self.on_time_rate = percent(self.repaid_on_time, self.fell_due);
         self.count_rate = percent(

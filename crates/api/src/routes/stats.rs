@@ -300,8 +300,10 @@ fn csv_response(body: String, name: &str) -> HttpResponse {
 /// headers). Supervisors see their region and below (a region above theirs gives their own
 /// part; a region beside it 404), a clerk its centre, a bank its own loans.
 #[utoipa::path(tag = "stats", params(StatsQuery), responses(
-    (status = 200, body = Summary, content_type = "application/json"),
-    (status = 200, description = "the same table as CSV", body = String, content_type = "text/csv"),
+    (status = 200, description = "JSON, or with `Accept: text/csv` the same table as CSV", content(
+        (Summary = "application/json"),
+        (String = "text/csv"),
+    )),
     (status = 400, body = Problem, content_type = "application/problem+json"),
     (status = 404, description = "a region outside the caller's", body = Problem, content_type = "application/problem+json"),
     (status = 422, body = Problem, content_type = "application/problem+json"),
@@ -389,8 +391,10 @@ pub struct RepaymentRateReport {
 /// count-based rate (loans whose last instalment fell due in the period and are repaid in
 /// full ÷ those loans); the same since the start. Same parameters as the summary.
 #[utoipa::path(tag = "stats", params(StatsQuery), responses(
-    (status = 200, body = RepaymentRateReport, content_type = "application/json"),
-    (status = 200, description = "the same table as CSV", body = String, content_type = "text/csv"),
+    (status = 200, description = "JSON, or with `Accept: text/csv` the same table as CSV", content(
+        (RepaymentRateReport = "application/json"),
+        (String = "text/csv"),
+    )),
     (status = 400, body = Problem, content_type = "application/problem+json"),
     (status = 404, body = Problem, content_type = "application/problem+json"),
     (status = 422, body = Problem, content_type = "application/problem+json"),

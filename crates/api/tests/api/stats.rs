@@ -487,6 +487,10 @@ async fn a_small_province_adds_up() {
     // Issued in 2010: L4 and L8, 12,000 + 10,000; two borrowers, two jobs each.
     assert_eq!(t["issued_count"], 2);
     assert_eq!(dec(&t["issued_amount"]), d("22000"));
+    // Money is a string with two decimals, zero too.
+    assert_eq!(t["issued_amount"], "22000.00");
+    assert_eq!(t["waiver_amount"], "0.00");
+    assert_eq!(t["par90"], "0.00");
     assert_eq!(t["borrowers_helped"], 2);
     assert_eq!(t["jobs_created"], 4);
     // All nine by the end of 2010: 20 + 30 + 10 + 12 + 15 + 24 + 8 + 10 + 5 thousand.
