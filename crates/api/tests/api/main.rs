@@ -5,6 +5,7 @@ mod bad_input;
 mod borrowers;
 mod communities;
 mod compensation;
+mod demo;
 mod funds;
 mod helpers;
 mod loans;
