@@ -40,12 +40,26 @@ async fn demo_province_verifies_covers_everything_and_is_deterministic() {
     let report = verify::run(&app.db.url, today).await.unwrap();
     assert!(report.ok(), "{report:?}");
 
-    let methods = values(&app.db.url, "SELECT DISTINCT schedule_method FROM loans WHERE disbursed_on IS NOT NULL ORDER BY 1").await;
+    let methods = values(
+        &app.db.url,
+        "SELECT DISTINCT schedule_method FROM loans WHERE disbursed_on IS NOT NULL ORDER BY 1",
+    )
+    .await;
     assert_eq!(
         methods,
-        ["bullet", "equal_instalment", "equal_principal", "interest_monthly", "interest_quarterly"]
+        [
+            "bullet",
+            "equal_instalment",
+            "equal_principal",
+            "interest_monthly",
+            "interest_quarterly"
+        ]
     );
-    let categories = values(&app.db.url, "SELECT DISTINCT category FROM loans ORDER BY 1").await;
+    let categories = values(
+        &app.db.url,
+        "SELECT DISTINCT category FROM loans ORDER BY 1",
+    )
+    .await;
     assert_eq!(categories.len(), 7, "{categories:?}");
     let statuses = values(&app.db.url, "SELECT DISTINCT status FROM loans ORDER BY 1").await;
     for s in ["active", "settled", "compensated", "written_off"] {
@@ -53,7 +67,11 @@ async fn demo_province_verifies_covers_everything_and_is_deterministic() {
     }
     let extended = values(&app.db.url, "SELECT count(*)::text FROM loan_extensions").await;
     assert_ne!(extended[0], "0", "no extension");
-    let reversed = values(&app.db.url, "SELECT count(*)::text FROM repayment_reversals").await;
+    let reversed = values(
+        &app.db.url,
+        "SELECT count(*)::text FROM repayment_reversals",
+    )
+    .await;
     assert_ne!(reversed[0], "0", "no reversal");
 
     // Refuses a database that already holds loans.
@@ -74,8 +92,9 @@ async fn demo_province_verifies_covers_everything_and_is_deterministic() {
         .get_json("/v1/stats/summary?region=360000&from=2006-01-01", &token)
         .await;
     assert_eq!(status, 200, "{body}");
-    let fell_due: f64 = body["total"]["fell_due"]
-        .as_str()
-        .map_or_else(|| body["total"]["fell_due"].as_f64().unwrap_or(0.0), |s| s.parse().unwrap());
+    let fell_due: f64 = body["total"]["fell_due"].as_str().map_or_else(
+        || body["total"]["fell_due"].as_f64().unwrap_or(0.0),
+        |s| s.parse().unwrap(),
+    );
     assert!(fell_due > 0.0, "{body}");
 }
