@@ -8,7 +8,7 @@
 //! them.
 use super::funds::money;
 use super::loans::{invalid_state, loan_view_with, visible_loan, LoanView};
-use super::repayments::{horizon, reallocate, Books};
+use super::repayments::{horizon, lock_fund_then_loan, reallocate, Books};
 use crate::auth::{AuthUser, Role};
 use crate::context::{Audit, RequestId};
 use crate::error::{ApiError, ApiResult};
@@ -194,12 +194,7 @@ pub async fn extend_loan(
             if let Seen::Replay(r) = idem.check(conn).await? {
                 return Ok(Err(r));
             }
-            repo::fund::lock(conn, fund_id)
-                .await?
-                .ok_or(ApiError::NotFound)?;
-            let loan = repo::loan::lock(conn, loan_id)
-                .await?
-                .ok_or(ApiError::NotFound)?;
+            let (_, loan) = lock_fund_then_loan(conn, fund_id, loan_id).await?;
             if loan.status != "active" {
                 return Err(invalid_state(&loan, "extended"));
             }
@@ -395,12 +390,7 @@ pub async fn file_claim(
             if let Seen::Replay(r) = idem.check(conn).await? {
                 return Ok(Err(r));
             }
-            repo::fund::lock(conn, fund_id)
-                .await?
-                .ok_or(ApiError::NotFound)?;
-            let loan = repo::loan::lock(conn, loan_id)
-                .await?
-                .ok_or(ApiError::NotFound)?;
+            let (_, loan) = lock_fund_then_loan(conn, fund_id, loan_id).await?;
             if let Some(c) = repo::compensation::claim_of_loan(conn, loan.id).await? {
                 return Err(ApiError::conflict(
                     "claim_exists",
@@ -538,12 +528,7 @@ pub async fn approve_claim(
             if let Seen::Replay(r) = idem.check(conn).await? {
                 return Ok(Err(r));
             }
-            let fund = repo::fund::lock(conn, fund_id)
-                .await?
-                .ok_or(ApiError::NotFound)?;
-            let loan = repo::loan::lock(conn, loan_id)
-                .await?
-                .ok_or(ApiError::NotFound)?;
+            let (fund, loan) = lock_fund_then_loan(conn, fund_id, loan_id).await?;
             let claim = repo::compensation::find_claim(conn, claim_id)
                 .await?
                 .ok_or(ApiError::NotFound)?;
@@ -740,12 +725,7 @@ pub async fn record_recovery(
             if let Seen::Replay(r) = idem.check(conn).await? {
                 return Ok(Err(r));
             }
-            repo::fund::lock(conn, fund_id)
-                .await?
-                .ok_or(ApiError::NotFound)?;
-            let loan = repo::loan::lock(conn, loan_id)
-                .await?
-                .ok_or(ApiError::NotFound)?;
+            let (_, loan) = lock_fund_then_loan(conn, fund_id, loan_id).await?;
             if let Some(first) =
                 repo::compensation::recovery_by_reference(conn, loan.id, &reference).await?
             {
@@ -961,12 +941,7 @@ pub async fn write_off(
             if let Seen::Replay(r) = idem.check(conn).await? {
                 return Ok(Err(r));
             }
-            repo::fund::lock(conn, fund_id)
-                .await?
-                .ok_or(ApiError::NotFound)?;
-            let loan = repo::loan::lock(conn, loan_id)
-                .await?
-                .ok_or(ApiError::NotFound)?;
+            let (_, loan) = lock_fund_then_loan(conn, fund_id, loan_id).await?;
             if loan.status != "compensated" {
                 return Err(invalid_state(&loan, "written off"));
             }

@@ -237,6 +237,22 @@ pub(crate) async fn reallocate(
     crate::facts::refresh(conn, loan_id, pos).await
 }
 
+/// The house's lock order: the fund's row, then the loan's, both held to the end of the
+/// transaction.
+pub(crate) async fn lock_fund_then_loan(
+    conn: &mut AsyncPgConnection,
+    fund_id: Uuid,
+    loan_id: Uuid,
+) -> ApiResult<(danbao_persistence::models::fund::FundRow, LoanRow)> {
+    let fund = repo::fund::lock(conn, fund_id)
+        .await?
+        .ok_or(ApiError::NotFound)?;
+    let loan = repo::loan::lock(conn, loan_id)
+        .await?
+        .ok_or(ApiError::NotFound)?;
+    Ok((fund, loan))
+}
+
 /// The latest of today and every value date: the day on which everything reported counts.
 pub(crate) fn horizon(today: NaiveDate, repayments: &[Repayment<Uuid>]) -> NaiveDate {
     repayments
@@ -798,12 +814,7 @@ pub async fn reverse(
             if let Seen::Replay(r) = idem.check(conn).await? {
                 return Ok(Err(r));
             }
-            repo::fund::lock(conn, fund_id)
-                .await?
-                .ok_or(ApiError::NotFound)?;
-            let loan = repo::loan::lock(conn, loan_id)
-                .await?
-                .ok_or(ApiError::NotFound)?;
+            let (_, loan) = lock_fund_then_loan(conn, fund_id, loan_id).await?;
             // After compensation the bank's books are closed: money goes through recoveries.
             if loan.status != "active" && loan.status != "settled" {
                 return Err(invalid_state(&loan, "corrected"));

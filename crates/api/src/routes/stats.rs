@@ -435,6 +435,23 @@ pub async fn repayment_rate(
     }))
 }
 
+/// 1 January to 31 December of `year`, within the dates the API accepts.
+fn year_bounds(year: i32) -> ApiResult<(NaiveDate, NaiveDate)> {
+    if !(1990..=2200).contains(&year) {
+        return Err(ApiError::validation(
+            "year",
+            "must be between 1990 and 2200",
+        ));
+    }
+    match (
+        NaiveDate::from_ymd_opt(year, 1, 1),
+        NaiveDate::from_ymd_opt(year, 12, 31),
+    ) {
+        (Some(a), Some(b)) => Ok((a, b)),
+        _ => Err(ApiError::validation("year", "out of range")),
+    }
+}
+
 // ---- targets --------------------------------------------------------------------------------
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, ToSchema)]
@@ -547,12 +564,7 @@ pub async fn create_target(
             return Err(ApiError::NotFound);
         }
     }
-    if !(1990..=2200).contains(&body.year) {
-        return Err(ApiError::validation(
-            "year",
-            "must be between 1990 and 2200",
-        ));
-    }
+    year_bounds(body.year)?;
     if body.value <= Decimal::ZERO
         || body.value.scale() > 2
         || body.value >= Decimal::from(10_i64.pow(16))
@@ -683,21 +695,9 @@ pub async fn target_completion(
 ) -> ApiResult<HttpResponse> {
     let today = state.today();
     let year = q.year.unwrap_or(today.year());
-    if !(1990..=2200).contains(&year) {
-        return Err(ApiError::validation(
-            "year",
-            "must be between 1990 and 2200",
-        ));
-    }
+    let (from, to) = year_bounds(year)?;
     let mut conn = state.conn().await?;
     let scope = resolve_scope(&mut conn, &user, q.region.as_deref(), None, None).await?;
-    let (from, to) = match (
-        NaiveDate::from_ymd_opt(year, 1, 1),
-        NaiveDate::from_ymd_opt(year, 12, 31),
-    ) {
-        (Some(a), Some(b)) => (a, b),
-        _ => return Err(ApiError::validation("year", "out of range")),
-    };
     let as_of = q.as_of.unwrap_or(today.min(to));
     let region = scope.region.as_str().to_owned();
     let s = stats::summary(
@@ -799,19 +799,7 @@ pub async fn rewards(
     user.require(&[Role::Admin, Role::Supervisor])?;
     let today = state.today();
     let year = q.year.unwrap_or(today.year() - 1);
-    if !(1990..=2200).contains(&year) {
-        return Err(ApiError::validation(
-            "year",
-            "must be between 1990 and 2200",
-        ));
-    }
-    let (from, to) = match (
-        NaiveDate::from_ymd_opt(year, 1, 1),
-        NaiveDate::from_ymd_opt(year, 12, 31),
-    ) {
-        (Some(a), Some(b)) => (a, b),
-        _ => return Err(ApiError::validation("year", "out of range")),
-    };
+    let (from, to) = year_bounds(year)?;
     let as_of = q.as_of.unwrap_or(today.min(to));
     let mut conn = state.conn().await?;
     let scope = resolve_scope(&mut conn, &user, q.region.as_deref(), None, None).await?;
