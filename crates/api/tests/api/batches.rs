@@ -651,26 +651,8 @@ async fn batch_of_thousands_of_rows_over_many_loans_reconciles() {
 
 #[tokio::test]
 async fn batch_migration_reverts_and_reapplies() {
-    use danbao_persistence::diesel_async::SimpleAsyncConnection;
     let app = spawn_app().await;
-    let mut conn = app.db.connect().await;
-    let root = format!("{}/../../migrations", env!("CARGO_MANIFEST_DIR"));
-    let this = "2026-11-27-000005_repayment_batches";
-    let mut later: Vec<String> = std::fs::read_dir(&root)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .filter(|n| n.as_str() > this)
-        .collect();
-    later.sort();
-    let read = |dir: &str, f: &str| std::fs::read_to_string(format!("{root}/{dir}/{f}")).unwrap();
-    for dir in later.iter().rev() {
-        conn.batch_execute(&read(dir, "down.sql")).await.unwrap();
-    }
-    conn.batch_execute(&read(this, "down.sql")).await.unwrap();
-    conn.batch_execute(&read(this, "up.sql")).await.unwrap();
-    for dir in &later {
-        conn.batch_execute(&read(dir, "up.sql")).await.unwrap();
-    }
+    revert_and_reapply(&app, "2026-11-27-000005_repayment_batches").await;
 }
 
 #[tokio::test]

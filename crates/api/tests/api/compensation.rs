@@ -1,8 +1,7 @@
 //! When loans go wrong: overdue filter and schedule, extension, compensation claims and their
 //! approval, recoveries, write-off, and the interest subsidy owed per bank and quarter.
 use crate::helpers::*;
-use danbao_persistence::diesel::sql_types::Bool;
-use danbao_persistence::diesel::{sql_query, QueryableByName};
+use danbao_persistence::diesel::sql_query;
 use danbao_persistence::diesel_async::RunQueryDsl;
 use reqwest::Method;
 use rust_decimal::{Decimal, RoundingStrategy};
@@ -94,29 +93,11 @@ async fn fund_position(app: &TestApp, token: &str, fund: &str) -> Value {
     v
 }
 
-/// Every fund's balance is its ledger's sum, and its outstanding guaranteed is principal −
-/// principal repaid over its approved and active loans (compensated ones no longer count).
+/// The books check out: every rule of `danbao verify` (fund balances and outstanding
+/// guaranteed among them).
 async fn funds_reconcile(app: &TestApp) {
-    #[derive(QueryableByName)]
-    struct Check {
-        #[diesel(sql_type = Bool)]
-        ok: bool,
-    }
-    let mut conn = app.db.connect().await;
-    let c: Check = sql_query(
-        "SELECT bool_and(f.balance = coalesce((SELECT sum(e.amount) FROM fund_ledger_entries e WHERE e.fund_id = f.id), 0)
-                AND f.outstanding_guaranteed = coalesce((
-                  SELECT sum(l.principal - coalesce((
-                    SELECT sum(a.to_principal) FROM repayments r JOIN repayment_allocations_current a ON a.repayment_id = r.id
-                    WHERE r.loan_id = l.id
-                      AND NOT EXISTS (SELECT 1 FROM repayment_reversals v WHERE v.repayment_id = r.id)), 0))
-                  FROM loans l WHERE l.fund_id = f.id AND l.status IN ('approved', 'active')), 0)) AS ok
-         FROM funds f",
-    )
-    .get_result(&mut conn)
-    .await
-    .unwrap();
-    assert!(c.ok, "a fund does not reconcile");
+    let report = verify(app).await;
+    assert!(report.ok(), "{report:#?}");
 }
 
 #[tokio::test]
@@ -765,4 +746,16 @@ async fn verify_accepts_clean_books_and_names_what_does_not_add_up() {
         .unwrap();
     assert_eq!(failed(&rebuilt, "statistics facts").failed, 0);
     assert_eq!(failed(&verify(&app).await, "statistics facts").failed, 0);
+}
+
+#[tokio::test]
+async fn the_extension_compensation_statistics_and_login_migrations_revert_and_reapply() {
+    let app = spawn_app().await;
+    for m in [
+        "2026-11-27-000006_extension_compensation",
+        "2026-11-27-000007_statistics",
+        "2026-11-27-000008_login_attempts",
+    ] {
+        revert_and_reapply(&app, m).await;
+    }
 }

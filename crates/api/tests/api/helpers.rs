@@ -349,3 +349,30 @@ impl TestApp {
             .to_owned()
     }
 }
+
+/// Runs `migration`'s down.sql and up.sql on the app's database. Later migrations build on it,
+/// so they are reverted first (newest first) and reapplied after; any failing script panics.
+pub async fn revert_and_reapply(app: &TestApp, migration: &str) {
+    use danbao_persistence::diesel_async::SimpleAsyncConnection;
+    let mut conn = app.db.connect().await;
+    let root = format!("{}/../../migrations", env!("CARGO_MANIFEST_DIR"));
+    let mut later: Vec<String> = std::fs::read_dir(&root)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.as_str() > migration)
+        .collect();
+    later.sort();
+    let read = |dir: &str, f: &str| std::fs::read_to_string(format!("{root}/{dir}/{f}")).unwrap();
+    for dir in later.iter().rev() {
+        conn.batch_execute(&read(dir, "down.sql")).await.unwrap();
+    }
+    conn.batch_execute(&read(migration, "down.sql"))
+        .await
+        .unwrap();
+    conn.batch_execute(&read(migration, "up.sql"))
+        .await
+        .unwrap();
+    for dir in &later {
+        conn.batch_execute(&read(dir, "up.sql")).await.unwrap();
+    }
+}

@@ -652,25 +652,6 @@ async fn a_reversal_then_the_corrected_repayment_gives_the_right_position() {
 
 #[tokio::test]
 async fn the_disbursement_repayments_migration_reverts_and_reapplies() {
-    use danbao_persistence::diesel_async::SimpleAsyncConnection;
     let app = spawn_app().await;
-    let mut conn = app.db.connect().await;
-    // Later migrations build on this one: revert them first (newest first), reapply after.
-    let root = format!("{}/../../migrations", env!("CARGO_MANIFEST_DIR"));
-    let this = "2026-11-27-000004_disbursement_repayments";
-    let mut later: Vec<String> = std::fs::read_dir(&root)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .filter(|n| n.as_str() > this)
-        .collect();
-    later.sort();
-    let read = |dir: &str, f: &str| std::fs::read_to_string(format!("{root}/{dir}/{f}")).unwrap();
-    for dir in later.iter().rev() {
-        conn.batch_execute(&read(dir, "down.sql")).await.unwrap();
-    }
-    conn.batch_execute(&read(this, "down.sql")).await.unwrap();
-    conn.batch_execute(&read(this, "up.sql")).await.unwrap();
-    for dir in &later {
-        conn.batch_execute(&read(dir, "up.sql")).await.unwrap();
-    }
+    revert_and_reapply(&app, "2026-11-27-000004_disbursement_repayments").await;
 }
