@@ -755,6 +755,7 @@ async fn the_extension_compensation_statistics_and_login_migrations_revert_and_r
         "2026-11-27-000006_extension_compensation",
         "2026-11-27-000007_statistics",
         "2026-11-27-000008_login_attempts",
+        "2026-11-27-000009_statistics_indexes",
     ] {
         revert_and_reapply(&app, m).await;
     }
