@@ -396,7 +396,7 @@ async fn overdue_table(
         OVERDUE_ROWS,
     )
     .await?;
-    loans.sort_by(|a, b| b.position.days_past_due.cmp(&a.position.days_past_due));
+    loans.sort_by_key(|l| std::cmp::Reverse(l.position.days_past_due));
     let mut banks: HashMap<uuid::Uuid, String> = HashMap::new();
     let mut rows = Vec::new();
     for loan in loans {
