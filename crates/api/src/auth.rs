@@ -332,7 +332,7 @@ impl FromRequest for AuthUser {
 }
 
 /// A valid token of a deactivated user or a revoked client is refused (401).
-async fn ensure_active(state: &AppState, p: &Principal) -> Result<(), ApiError> {
+pub(crate) async fn ensure_active(state: &AppState, p: &Principal) -> Result<(), ApiError> {
     let active = match state.active.get(p.id) {
         Some(a) => a,
         None => {

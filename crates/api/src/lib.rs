@@ -4,6 +4,7 @@ pub mod authz;
 pub mod bootstrap;
 pub mod context;
 pub mod crypto;
+pub mod dashboard;
 pub mod demo;
 pub mod error;
 pub mod extract;

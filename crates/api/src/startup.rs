@@ -62,6 +62,8 @@ pub fn build(
         .split_for_parts();
         app.service(SwaggerUi::new("/docs/{_:.*}").url("/openapi.json", api))
             .service(web::redirect("/docs", "/docs/"))
+            // HTML pages for supervisors, outside the OpenAPI document (not part of the API).
+            .configure(crate::dashboard::configure)
             .default_service(web::to(not_found))
     })
     .listen(listener)?

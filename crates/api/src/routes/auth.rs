@@ -59,40 +59,14 @@ pub async fn issue_token(
     let address = req
         .peer_addr()
         .map_or_else(|| "unknown".to_owned(), |a| a.ip().to_string());
-    let (account, entity) = match (&body.username, &body.client_id) {
-        (Some(u), None) => (format!("user:{}", u.to_lowercase()), "user"),
-        (None, Some(c)) => (format!("client:{c}"), "bank_client"),
-        _ => (String::new(), ""),
-    };
-    let account: String = account.chars().take(300).collect();
-    let well_formed = matches!(
-        (
-            &body.username,
-            &body.password,
-            &body.client_id,
-            &body.client_secret
-        ),
-        (Some(_), Some(_), None, None) | (None, None, Some(_), Some(_))
-    );
-    if !well_formed {
-        return Err(ApiError::validation(
-            "body",
-            "send either username and password, or client_id and client_secret",
-        ));
-    }
-    let attempt = if account.is_empty() {
-        None
-    } else {
-        Some(begin_attempt(&state, &account, &address).await?)
-    };
-    let outcome = match (
+    let creds = match (
         body.username,
         body.password,
         body.client_id,
         body.client_secret,
     ) {
-        (Some(u), Some(p), None, None) => user_login(&state, u, p).await,
-        (None, None, Some(c), Some(s)) => client_login(&state, c, s).await,
+        (Some(u), Some(p), None, None) => Credentials::User(u, p),
+        (None, None, Some(c), Some(s)) => Credentials::Client(c, s),
         _ => {
             return Err(ApiError::validation(
                 "body",
@@ -100,17 +74,7 @@ pub async fn issue_token(
             ))
         }
     };
-    let principal = match outcome {
-        Err(ApiError::Unauthorized(why)) => {
-            audit_failure(&state, &account, entity, &address, &rid.0).await?;
-            return Err(ApiError::Unauthorized(why));
-        }
-        other => other?,
-    };
-    if let Some(id) = attempt {
-        let mut conn = state.conn().await?;
-        repo::login::mark_succeeded(&mut conn, id).await?;
-    }
+    let principal = login(&state, &address, &rid.0, creds).await?;
     let token = state.jwt.issue(&principal).map_err(ApiError::internal)?;
     Ok(HttpResponse::Ok()
         .insert_header(("Cache-Control", "no-store"))
@@ -119,6 +83,42 @@ pub async fn issue_token(
             token_type: "Bearer".into(),
             expires_in: state.jwt.ttl.as_secs(),
         }))
+}
+
+/// A person's or a bank system's credentials.
+pub(crate) enum Credentials {
+    User(String, String),
+    Client(String, String),
+}
+
+/// Checks credentials with the failed-login limits and audit of `POST /v1/auth/token`; the
+/// dashboard's login form goes through here too, so both count against the same limits.
+pub(crate) async fn login(
+    state: &AppState,
+    address: &str,
+    request_id: &str,
+    creds: Credentials,
+) -> ApiResult<Principal> {
+    let (account, entity) = match &creds {
+        Credentials::User(u, _) => (format!("user:{}", u.to_lowercase()), "user"),
+        Credentials::Client(c, _) => (format!("client:{c}"), "bank_client"),
+    };
+    let account: String = account.chars().take(300).collect();
+    let attempt = begin_attempt(state, &account, address).await?;
+    let outcome = match creds {
+        Credentials::User(u, p) => user_login(state, u, p).await,
+        Credentials::Client(c, s) => client_login(state, c, s).await,
+    };
+    let principal = match outcome {
+        Err(ApiError::Unauthorized(why)) => {
+            audit_failure(state, &account, entity, address, request_id).await?;
+            return Err(ApiError::Unauthorized(why));
+        }
+        other => other?,
+    };
+    let mut conn = state.conn().await?;
+    repo::login::mark_succeeded(&mut conn, attempt).await?;
+    Ok(principal)
 }
 
 /// 429 while the account or the address has had too many failed logins in the window;

@@ -109,7 +109,7 @@ fn mask_tail(text: &str) -> String {
 impl BorrowerView {
     /// The borrower as `user` may see it: personal data in full for the centre's clerks and
     /// administrators, masked or left out for supervisors.
-    fn for_user(r: BorrowerRow, user: &AuthUser, state: &AppState) -> ApiResult<Self> {
+    pub(crate) fn for_user(r: BorrowerRow, user: &AuthUser, state: &AppState) -> ApiResult<Self> {
         let full = matches!(user.role, Role::Clerk | Role::Admin);
         let person = r.kind != BorrowerKind::SmallEnterprise.as_str();
         let decrypt = |blob: &Option<Vec<u8>>| -> ApiResult<Option<String>> {

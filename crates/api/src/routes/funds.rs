@@ -258,16 +258,26 @@ pub async fn get(
     let as_of = q.as_of.unwrap_or_else(|| state.today());
     let mut conn = state.conn().await?;
     let (fund, centre) = visible_fund(&mut conn, &user, *id).await?;
-    let balance = repo::fund::balance_as_of(&mut conn, fund.id, as_of).await?;
-    let contributions = repo::fund::contributions_as_of(&mut conn, fund.id, as_of).await?;
-    let outstanding = repo::fund::outstanding_as_of(&mut conn, fund.id, as_of).await?;
-    let policy = policy_in_force(&mut conn, &centre.region_code, as_of).await?;
+    Ok(HttpResponse::Ok().json(position(&mut conn, fund, &centre, as_of).await?))
+}
+
+/// The fund's position on `as_of` (the caller has checked that it may see the fund).
+pub(crate) async fn position(
+    conn: &mut AsyncPgConnection,
+    fund: FundRow,
+    centre: &CentreRow,
+    as_of: NaiveDate,
+) -> ApiResult<FundPosition> {
+    let balance = repo::fund::balance_as_of(conn, fund.id, as_of).await?;
+    let contributions = repo::fund::contributions_as_of(conn, fund.id, as_of).await?;
+    let outstanding = repo::fund::outstanding_as_of(conn, fund.id, as_of).await?;
+    let policy = policy_in_force(conn, &centre.region_code, as_of).await?;
     let leverage = policy.as_ref().map(|p| p.leverage_multiple);
     let (b, o) = (money(balance)?, money(outstanding)?);
     let headroom = leverage
         .map(|l| capacity::headroom_for_display(b, o, l))
         .unwrap_or(Money::ZERO);
-    Ok(HttpResponse::Ok().json(FundPosition {
+    Ok(FundPosition {
         fund: FundView::from(fund),
         as_of,
         balance: b,
@@ -279,7 +289,7 @@ pub async fn get(
                 .to_string()
         }),
         headroom,
-    }))
+    })
 }
 
 #[derive(Debug, Clone, Copy, Deserialize, Serialize, ToSchema, PartialEq, Eq)]

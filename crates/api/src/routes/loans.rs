@@ -597,7 +597,7 @@ pub async fn list(
         region_prefix: region.as_ref().map(|r| r.subtree_prefix().to_owned()),
         ..LoanFilter::default()
     };
-    let Some(mut f) = narrow_to_scope(&user, f, region.as_ref()) else {
+    let Some(f) = narrow_to_scope(&user, f, region.as_ref()) else {
         return Ok(HttpResponse::Ok().json(Paged::<LoanView> {
             items: vec![],
             next_cursor: None,
@@ -615,27 +615,46 @@ pub async fn list(
             .collect::<Vec<_>>();
         return Ok(HttpResponse::Ok().json(Paged { items, next_cursor }));
     };
-    // Days past due come from each loan's position, so the filter runs on positions, page
-    // by page; only an active loan can be past due.
+    let (items, next_cursor) = by_overdue(
+        &mut conn,
+        &user,
+        f,
+        as_of,
+        overdue,
+        page.cursor_uuid()?,
+        page.limit()?,
+    )
+    .await?;
+    Ok(HttpResponse::Ok().json(Paged { items, next_cursor }))
+}
+
+/// Loans of `f` that are (`overdue`) or are not past due on `as_of`, as `user` may see them,
+/// with the cursor to go on from. Days past due come from each loan's position, so the
+/// filter runs on positions, page by page (at most `OVERDUE_SCAN_PAGES`); only an active
+/// loan can be past due.
+pub(crate) async fn by_overdue(
+    conn: &mut AsyncPgConnection,
+    user: &AuthUser,
+    mut f: LoanFilter,
+    as_of: NaiveDate,
+    overdue: bool,
+    mut cursor: Option<Uuid>,
+    limit: i64,
+) -> ApiResult<(Vec<LoanView>, Option<String>)> {
     if overdue {
         if f.status.as_deref().is_some_and(|s| s != "active") {
-            return Ok(HttpResponse::Ok().json(Paged::<LoanView> {
-                items: vec![],
-                next_cursor: None,
-            }));
+            return Ok((vec![], None));
         }
         f.status = Some("active".into());
     }
-    let limit = page.limit()?;
     let want = usize::try_from(limit).unwrap_or(0);
-    let mut cursor = page.cursor_uuid()?;
     let mut items = Vec::new();
     let mut next_cursor = None;
     for _ in 0..OVERDUE_SCAN_PAGES {
-        let rows = repo::loan::list(&mut conn, &f, cursor, limit).await?;
+        let rows = repo::loan::list(conn, &f, cursor, limit).await?;
         let has_more = rows.has_more;
         cursor = rows.items.last().map(|r| r.id);
-        let views = super::repayments::loans_with_positions(&mut conn, rows.items, as_of).await?;
+        let views = super::repayments::loans_with_positions(conn, rows.items, as_of).await?;
         let mut full = false;
         for v in views {
             if (v.position.days_past_due > 0) != overdue {
@@ -645,7 +664,7 @@ pub async fn list(
                 full = true;
                 break;
             }
-            items.push(for_viewer(&user, v));
+            items.push(for_viewer(user, v));
         }
         if full {
             next_cursor = items.last().map(|v: &LoanView| v.id.to_string());
@@ -657,7 +676,7 @@ pub async fn list(
         }
         next_cursor = cursor.map(|c| c.to_string());
     }
-    Ok(HttpResponse::Ok().json(Paged { items, next_cursor }))
+    Ok((items, next_cursor))
 }
 
 /// One loan with its position on a date.

@@ -436,7 +436,7 @@ pub async fn repayment_rate(
 }
 
 /// 1 January to 31 December of `year`, within the dates the API accepts.
-fn year_bounds(year: i32) -> ApiResult<(NaiveDate, NaiveDate)> {
+pub(crate) fn year_bounds(year: i32) -> ApiResult<(NaiveDate, NaiveDate)> {
     if !(1990..=2200).contains(&year) {
         return Err(ApiError::validation(
             "year",
@@ -680,6 +680,30 @@ pub struct CompletionReport {
     pub items: Vec<Completion>,
 }
 
+/// Each measure's actual figure (from `m`), its target among `targets` (one region's), and
+/// actual ÷ target.
+pub(crate) fn completions(m: &Measures, targets: &[TargetRow]) -> Vec<Completion> {
+    TargetMeasure::ALL
+        .iter()
+        .map(|measure| {
+            let target = targets
+                .iter()
+                .find(|t| t.measure == measure.as_str())
+                .map(|t| t.value);
+            let actual = measure.actual(m);
+            Completion {
+                measure: measure.as_str().to_owned(),
+                target,
+                actual,
+                completion: match (actual, target) {
+                    (Some(a), Some(t)) => percent(a, t),
+                    _ => None,
+                },
+            }
+        })
+        .collect()
+}
+
 /// Target completion of a region for a year: each measure's actual figure (from the summary
 /// for the region and year), its target, and actual ÷ target.
 #[utoipa::path(tag = "stats", params(CompletionQuery), responses(
@@ -714,25 +738,7 @@ pub async fn target_completion(
     .map_err(ApiError::internal)?;
     let targets =
         repo::stats::current_targets(&mut conn, std::slice::from_ref(&region), year).await?;
-    let items = TargetMeasure::ALL
-        .iter()
-        .map(|m| {
-            let target = targets
-                .iter()
-                .find(|t| t.measure == m.as_str())
-                .map(|t| t.value);
-            let actual = m.actual(&s.total);
-            Completion {
-                measure: m.as_str().to_owned(),
-                target,
-                actual,
-                completion: match (actual, target) {
-                    (Some(a), Some(t)) => percent(a, t),
-                    _ => None,
-                },
-            }
-        })
-        .collect();
+    let items = completions(&s.total, &targets);
     Ok(HttpResponse::Ok().json(CompletionReport {
         region,
         year,

@@ -6,6 +6,7 @@ mod batches;
 mod borrowers;
 mod communities;
 mod compensation;
+mod dashboard;
 mod demo;
 mod funds;
 mod helpers;
