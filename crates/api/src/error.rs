@@ -100,8 +100,19 @@ impl ApiError {
         }
     }
 
+    /// A failure the caller cannot fix: 500, unless it is the database going away (503).
     pub fn internal(e: impl Into<anyhow::Error>) -> Self {
-        ApiError::Internal(e.into())
+        let e = e.into();
+        let unavailable = e.chain().any(|c| {
+            c.downcast_ref::<DieselError>().is_some_and(database_gone)
+                || c.is::<danbao_persistence::diesel_async::pooled_connection::deadpool::PoolError>(
+                )
+        });
+        if unavailable {
+            tracing::warn!(error = %e, "database unavailable");
+            return ApiError::Unavailable;
+        }
+        ApiError::Internal(e)
     }
 
     pub fn code(&self) -> &str {
@@ -285,8 +296,37 @@ fn constraint_field(constraint: Option<&str>, table: Option<&str>) -> String {
     s.to_owned()
 }
 
+/// The database went away under a request (stopped, restarting, failing over, connection
+/// cut): the request may be retried as is, so it is a 503 with Retry-After, never a 500.
+pub fn database_gone(e: &DieselError) -> bool {
+    match e {
+        DieselError::DatabaseError(DatabaseErrorKind::ClosedConnection, _)
+        | DieselError::BrokenTransactionManager => true,
+        // diesel-async reports a lost socket as UnableToSendCommand with tokio-postgres's text.
+        DieselError::DatabaseError(DatabaseErrorKind::UnableToSendCommand, info) => {
+            let m = info.message();
+            m.contains("connection closed")
+                || m.contains("error communicating with the server")
+                || m.contains("error connecting to server")
+        }
+        // 57P01-57P03: the server is shutting down, was restarted, or is not up yet.
+        DieselError::DatabaseError(_, info) => {
+            let m = info.message();
+            m.starts_with("terminating connection due to administrator command")
+                || m.starts_with("terminating connection because of crash")
+                || m.starts_with("the database system is")
+        }
+        DieselError::RollbackErrorOnCommit { commit_error, .. } => database_gone(commit_error),
+        _ => false,
+    }
+}
+
 impl From<DieselError> for ApiError {
     fn from(e: DieselError) -> Self {
+        if database_gone(&e) {
+            tracing::warn!(error = %e, "database unavailable");
+            return ApiError::Unavailable;
+        }
         match &e {
             DieselError::NotFound => ApiError::NotFound,
             DieselError::DatabaseError(kind, info) => {
@@ -325,7 +365,6 @@ impl From<DieselError> for ApiError {
                         detail: "another change touched the same data at the same time; retry"
                             .to_owned(),
                     },
-                    DatabaseErrorKind::ClosedConnection => ApiError::Unavailable,
                     _ if info.message().contains("append-only")
                         || info.message().contains("never deleted") =>
                     {

@@ -1,0 +1,5 @@
+//! Faults and attacks: the database going away, overload, crashes and shutdowns under load.
+
+mod load;
+mod outage;
+mod world;
