@@ -1,5 +1,6 @@
 //! Faults and attacks: the database going away, overload, crashes and shutdowns under load.
 
+mod crash;
 mod load;
 mod outage;
 mod world;
