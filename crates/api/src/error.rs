@@ -437,6 +437,74 @@ mod tests {
     }
 
     #[test]
+    fn a_database_that_went_away_is_503_not_500() {
+        #[derive(Debug)]
+        struct Info(&'static str);
+        impl danbao_persistence::diesel::result::DatabaseErrorInformation for Info {
+            fn message(&self) -> &str {
+                self.0
+            }
+            fn details(&self) -> Option<&str> {
+                None
+            }
+            fn hint(&self) -> Option<&str> {
+                None
+            }
+            fn table_name(&self) -> Option<&str> {
+                None
+            }
+            fn column_name(&self) -> Option<&str> {
+                None
+            }
+            fn constraint_name(&self) -> Option<&str> {
+                None
+            }
+            fn statement_position(&self) -> Option<i32> {
+                None
+            }
+        }
+        let db = |kind, m| DieselError::DatabaseError(kind, Box::new(Info(m)));
+        for gone in [
+            db(DatabaseErrorKind::UnableToSendCommand, "connection closed"),
+            db(
+                DatabaseErrorKind::Unknown,
+                "terminating connection due to administrator command",
+            ),
+            db(
+                DatabaseErrorKind::Unknown,
+                "the database system is shutting down",
+            ),
+            db(
+                DatabaseErrorKind::ClosedConnection,
+                "server closed the connection",
+            ),
+            DieselError::BrokenTransactionManager,
+        ] {
+            let e = ApiError::from(gone);
+            assert_eq!(e.status_code(), StatusCode::SERVICE_UNAVAILABLE, "{e:?}");
+        }
+        // Also when it arrives wrapped, through ApiError::internal.
+        let wrapped = anyhow::Error::new(db(
+            DatabaseErrorKind::UnableToSendCommand,
+            "error communicating with the server: broken pipe",
+        ))
+        .context("loading the summary");
+        assert_eq!(
+            ApiError::internal(wrapped).status_code(),
+            StatusCode::SERVICE_UNAVAILABLE
+        );
+        // A real bug stays a 500.
+        let bug = db(
+            DatabaseErrorKind::Unknown,
+            "syntax error at or near \"SELEC\"",
+        );
+        assert_eq!(
+            ApiError::from(bug).status_code(),
+            StatusCode::INTERNAL_SERVER_ERROR
+        );
+    }
+
+    #[test]
     fn constraint_names_map_to_fields() {
         assert_eq!(
             constraint_field(Some("users_centre_id_fkey"), Some("users")),
