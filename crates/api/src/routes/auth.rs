@@ -42,7 +42,7 @@ fn bad_credentials() -> ApiError {
     responses(
         (status = 200, body = TokenResponse),
         (status = 401, description = "wrong credentials", body = crate::error::Problem, content_type = "application/problem+json"),
-        (status = 429, description = "too many failed logins for this account or address: retry after `Retry-After` seconds", body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 429, description = "too many failed logins for this account or address, or too many token requests from this address: retry after `Retry-After` seconds", body = crate::error::Problem, content_type = "application/problem+json"),
         (status = 422, description = "neither or both credential pairs", body = crate::error::Problem, content_type = "application/problem+json"),
     ),
     security(())
@@ -59,6 +59,14 @@ pub async fn issue_token(
     let address = req
         .peer_addr()
         .map_or_else(|| "unknown".to_owned(), |a| a.ip().to_string());
+    state
+        .limits
+        .token
+        .take(&address)
+        .map_err(|retry_after| ApiError::TooManyRequests {
+            retry_after,
+            detail: "too many token requests from this address".into(),
+        })?;
     let (account, entity) = match (&body.username, &body.client_id) {
         (Some(u), None) => (format!("user:{}", u.to_lowercase()), "user"),
         (None, Some(c)) => (format!("client:{c}"), "bank_client"),

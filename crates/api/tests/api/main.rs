@@ -9,6 +9,7 @@ mod compensation;
 mod demo;
 mod funds;
 mod helpers;
+mod limits;
 mod loans;
 mod openapi;
 mod repayments;
