@@ -4,4 +4,5 @@ mod crash;
 mod load;
 mod outage;
 mod overload;
+mod shutdown;
 mod world;
