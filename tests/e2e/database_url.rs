@@ -18,6 +18,11 @@ impl ServedTestDb {
 }
 
 pub async fn serve_on_test_db() -> ServedTestDb {
+    serve_on_test_db_with(&[]).await
+}
+
+/// [`serve_on_test_db`] with more environment variables for `danbao serve`.
+pub async fn serve_on_test_db_with(env: &[(&str, &str)]) -> ServedTestDb {
     let db = test_db().await;
     // Out of the way (not ./danbao-data in the crate): unused with DATABASE_URL.
     let tmp = tempfile::tempdir().expect("tempdir");
@@ -27,6 +32,7 @@ pub async fn serve_on_test_db() -> ServedTestDb {
         .env("DANBAO_JWT_SECRET", JWT_SECRET)
         .env("DANBAO_DATA_KEY", DATA_KEY)
         .env("DANBAO_DATA_DIR", tmp.path().join("data"));
+    cmd.envs(env.iter().copied());
     let (server, _) = Server::start(cmd).await;
     ServedTestDb {
         server,

@@ -150,6 +150,22 @@ impl Server {
         )
     }
 
+    /// The exit status if the child has exited, `None` while it runs.
+    pub fn exit_status(&mut self) -> Option<ExitStatus> {
+        if self.exit.is_none() {
+            self.exit = self
+                .child
+                .as_mut()
+                .and_then(|c| c.try_wait().ok().flatten());
+        }
+        self.exit
+    }
+
+    /// The child's process id (it is not reaped before `stop`/`wait_exit`, so still ours).
+    pub fn pid(&self) -> i32 {
+        self.child.as_ref().expect("child").id() as i32
+    }
+
     /// Panics (with the logs) unless the child exits by itself within `timeout`.
     pub fn wait_exit(&mut self, timeout: Duration) -> ExitStatus {
         if let Some(status) = self.exit {

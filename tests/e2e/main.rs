@@ -7,6 +7,7 @@ mod bank_week;
 mod clerk_day;
 mod database_url;
 mod embedded;
+mod faults;
 mod harness;
 mod import_repayments;
 mod no_postgres;

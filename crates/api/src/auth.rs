@@ -122,9 +122,19 @@ pub struct JwtKeys {
     encoding: EncodingKey,
     decoding: DecodingKey,
     kid: String,
+    /// Retired keys that still verify (never sign) the tokens they signed, chosen by `kid`:
+    /// after a rotation, tokens already out keep working until they expire.
+    previous: Vec<VerifyKey>,
     pub issuer: String,
     pub audience: String,
     pub ttl: Duration,
+}
+
+#[derive(Clone)]
+struct VerifyKey {
+    kid: String,
+    algorithm: Algorithm,
+    decoding: DecodingKey,
 }
 
 impl std::fmt::Debug for JwtKeys {
@@ -132,6 +142,10 @@ impl std::fmt::Debug for JwtKeys {
         f.debug_struct("JwtKeys")
             .field("algorithm", &self.algorithm)
             .field("kid", &self.kid)
+            .field(
+                "previous",
+                &self.previous.iter().map(|k| &k.kid).collect::<Vec<_>>(),
+            )
             .finish_non_exhaustive()
     }
 }
@@ -156,6 +170,7 @@ impl JwtKeys {
             encoding: EncodingKey::from_secret(secret),
             decoding: DecodingKey::from_secret(secret),
             kid: kid_of(secret),
+            previous: Vec::new(),
             issuer: ISSUER.into(),
             audience: AUDIENCE.into(),
             ttl: TOKEN_TTL,
@@ -168,35 +183,50 @@ impl JwtKeys {
         private_pem: &[u8],
         public_pem: &[u8],
     ) -> anyhow::Result<Self> {
-        let (alg, enc, dec) = match algorithm {
-            "EdDSA" => (
-                Algorithm::EdDSA,
-                EncodingKey::from_ed_pem(private_pem)?,
-                DecodingKey::from_ed_pem(public_pem)?,
-            ),
-            "ES256" => (
-                Algorithm::ES256,
-                EncodingKey::from_ec_pem(private_pem)?,
-                DecodingKey::from_ec_pem(public_pem)?,
-            ),
-            "RS256" => (
-                Algorithm::RS256,
-                EncodingKey::from_rsa_pem(private_pem)?,
-                DecodingKey::from_rsa_pem(public_pem)?,
-            ),
+        let (alg, enc) = match algorithm {
+            "EdDSA" => (Algorithm::EdDSA, EncodingKey::from_ed_pem(private_pem)?),
+            "ES256" => (Algorithm::ES256, EncodingKey::from_ec_pem(private_pem)?),
+            "RS256" => (Algorithm::RS256, EncodingKey::from_rsa_pem(private_pem)?),
             other => {
                 anyhow::bail!("unsupported JWT algorithm {other}: use HS256, EdDSA, ES256 or RS256")
             }
         };
+        let public = VerifyKey::from_pem(algorithm, public_pem)?;
         Ok(JwtKeys {
             algorithm: alg,
             encoding: enc,
-            decoding: dec,
-            kid: kid_of(public_pem),
+            decoding: public.decoding,
+            kid: public.kid,
+            previous: Vec::new(),
             issuer: ISSUER.into(),
             audience: AUDIENCE.into(),
             ttl: TOKEN_TTL,
         })
+    }
+
+    /// Also accepts tokens signed with a retired HS256 secret (at least 32 bytes).
+    pub fn with_previous_secret(mut self, secret: &[u8]) -> anyhow::Result<Self> {
+        anyhow::ensure!(
+            secret.len() >= 32,
+            "DANBAO_JWT_PREVIOUS_SECRETS: each secret must be at least 32 bytes"
+        );
+        self.previous.push(VerifyKey {
+            kid: kid_of(secret),
+            algorithm: Algorithm::HS256,
+            decoding: DecodingKey::from_secret(secret),
+        });
+        Ok(self)
+    }
+
+    /// Also accepts tokens signed with the private half of a retired public key.
+    pub fn with_previous_public_key(mut self, algorithm: &str, pem: &[u8]) -> anyhow::Result<Self> {
+        self.previous.push(VerifyKey::from_pem(algorithm, pem)?);
+        Ok(self)
+    }
+
+    /// The key id put in the header of the tokens this signs.
+    pub fn kid(&self) -> &str {
+        &self.kid
     }
 
     pub fn issue(&self, p: &Principal) -> anyhow::Result<String> {
@@ -227,15 +257,48 @@ impl JwtKeys {
     }
 
     pub fn verify(&self, token: &str) -> Result<Principal, ApiError> {
-        let mut v = Validation::new(self.algorithm);
+        let header = jsonwebtoken::decode_header(token)
+            .map_err(|_| ApiError::Unauthorized("invalid token: malformed".into()))?;
+        // The kid picks the key; a token without one can only be checked with the current key.
+        let (algorithm, decoding) = match header.kid.as_deref() {
+            None => (self.algorithm, &self.decoding),
+            Some(kid) if kid == self.kid => (self.algorithm, &self.decoding),
+            Some(kid) => match self.previous.iter().find(|k| k.kid == kid) {
+                Some(k) => (k.algorithm, &k.decoding),
+                None => {
+                    return Err(ApiError::Unauthorized(
+                        "invalid token: unknown signing key".into(),
+                    ))
+                }
+            },
+        };
+        let mut v = Validation::new(algorithm);
         v.set_issuer(&[&self.issuer]);
         v.set_audience(&[&self.audience]);
         v.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
         v.leeway = 5;
-        let data = jsonwebtoken::decode::<Claims>(token, &self.decoding, &v).map_err(|e| {
+        let data = jsonwebtoken::decode::<Claims>(token, decoding, &v).map_err(|e| {
             ApiError::Unauthorized(format!("invalid token: {}", token_error_reason(&e)))
         })?;
         data.claims.into_principal()
+    }
+}
+
+impl VerifyKey {
+    fn from_pem(algorithm: &str, public_pem: &[u8]) -> anyhow::Result<Self> {
+        let (algorithm, decoding) = match algorithm {
+            "EdDSA" => (Algorithm::EdDSA, DecodingKey::from_ed_pem(public_pem)?),
+            "ES256" => (Algorithm::ES256, DecodingKey::from_ec_pem(public_pem)?),
+            "RS256" => (Algorithm::RS256, DecodingKey::from_rsa_pem(public_pem)?),
+            other => {
+                anyhow::bail!("unsupported JWT algorithm {other}: use EdDSA, ES256 or RS256")
+            }
+        };
+        Ok(VerifyKey {
+            kid: kid_of(public_pem),
+            algorithm,
+            decoding,
+        })
     }
 }
 
@@ -325,6 +388,17 @@ impl FromRequest for AuthUser {
             let principal = verified?;
             let state =
                 state.ok_or_else(|| ApiError::internal(anyhow::anyhow!("app state missing")))?;
+            // A bank's runaway retry loop is slowed down before it costs a database query.
+            if principal.role == Role::Bank {
+                state
+                    .limits
+                    .bank
+                    .take(&principal.id.to_string())
+                    .map_err(|retry_after| ApiError::TooManyRequests {
+                        retry_after,
+                        detail: "too many requests from this bank client; slow down".into(),
+                    })?;
+            }
             ensure_active(&state, &principal).await?;
             Ok(AuthUser(principal))
         })

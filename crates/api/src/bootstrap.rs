@@ -129,6 +129,39 @@ pub fn jwt_keys(
     }
 }
 
+/// Adds the retired keys of a rotation: `secrets`, comma-separated HS256 secrets; `public_keys`,
+/// comma-separated PEM files, each `ALG:path` or a path (then of the current `algorithm`).
+/// They verify the tokens they signed until those expire; new tokens use the current key.
+pub fn with_previous_keys(
+    mut keys: JwtKeys,
+    secrets: Option<&str>,
+    public_keys: Option<&str>,
+    algorithm: &str,
+) -> anyhow::Result<JwtKeys> {
+    let items = |list: Option<&str>| -> Vec<String> {
+        list.unwrap_or("")
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+            .collect()
+    };
+    for secret in items(secrets) {
+        keys = keys.with_previous_secret(secret.as_bytes())?;
+    }
+    for item in items(public_keys) {
+        let (alg, path) = match item.split_once(':') {
+            Some((alg @ ("EdDSA" | "ES256" | "RS256"), path)) => (alg, path),
+            _ => (algorithm, item.as_str()),
+        };
+        let pem = std::fs::read(path).map_err(|e| {
+            anyhow::anyhow!("DANBAO_JWT_PREVIOUS_PUBLIC_KEYS: cannot read {path}: {e}")
+        })?;
+        keys = keys.with_previous_public_key(alg, &pem)?;
+    }
+    Ok(keys)
+}
+
 fn secret_file(data_dir: &Path) -> PathBuf {
     // Written after initdb (which wants an empty directory); PostgreSQL ignores it.
     data_dir.join("danbao-jwt.secret")

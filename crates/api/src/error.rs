@@ -100,8 +100,19 @@ impl ApiError {
         }
     }
 
+    /// A failure the caller cannot fix: 500, unless it is the database going away (503).
     pub fn internal(e: impl Into<anyhow::Error>) -> Self {
-        ApiError::Internal(e.into())
+        let e = e.into();
+        let unavailable = e.chain().any(|c| {
+            c.downcast_ref::<DieselError>().is_some_and(database_gone)
+                || c.is::<danbao_persistence::diesel_async::pooled_connection::deadpool::PoolError>(
+                )
+        });
+        if unavailable {
+            tracing::warn!(error = %e, "database unavailable");
+            return ApiError::Unavailable;
+        }
+        ApiError::Internal(e)
     }
 
     pub fn code(&self) -> &str {
@@ -285,8 +296,37 @@ fn constraint_field(constraint: Option<&str>, table: Option<&str>) -> String {
     s.to_owned()
 }
 
+/// The database went away under a request (stopped, restarting, failing over, connection
+/// cut): the request may be retried as is, so it is a 503 with Retry-After, never a 500.
+pub fn database_gone(e: &DieselError) -> bool {
+    match e {
+        DieselError::DatabaseError(DatabaseErrorKind::ClosedConnection, _)
+        | DieselError::BrokenTransactionManager => true,
+        // diesel-async reports a lost socket as UnableToSendCommand with tokio-postgres's text.
+        DieselError::DatabaseError(DatabaseErrorKind::UnableToSendCommand, info) => {
+            let m = info.message();
+            m.contains("connection closed")
+                || m.contains("error communicating with the server")
+                || m.contains("error connecting to server")
+        }
+        // 57P01-57P03: the server is shutting down, was restarted, or is not up yet.
+        DieselError::DatabaseError(_, info) => {
+            let m = info.message();
+            m.starts_with("terminating connection due to administrator command")
+                || m.starts_with("terminating connection because of crash")
+                || m.starts_with("the database system is")
+        }
+        DieselError::RollbackErrorOnCommit { commit_error, .. } => database_gone(commit_error),
+        _ => false,
+    }
+}
+
 impl From<DieselError> for ApiError {
     fn from(e: DieselError) -> Self {
+        if database_gone(&e) {
+            tracing::warn!(error = %e, "database unavailable");
+            return ApiError::Unavailable;
+        }
         match &e {
             DieselError::NotFound => ApiError::NotFound,
             DieselError::DatabaseError(kind, info) => {
@@ -325,7 +365,6 @@ impl From<DieselError> for ApiError {
                         detail: "another change touched the same data at the same time; retry"
                             .to_owned(),
                     },
-                    DatabaseErrorKind::ClosedConnection => ApiError::Unavailable,
                     _ if info.message().contains("append-only")
                         || info.message().contains("never deleted") =>
                     {
@@ -394,6 +433,74 @@ mod tests {
         assert_eq!(
             ApiError::PayloadTooLarge { limit: 1 }.status_code(),
             StatusCode::PAYLOAD_TOO_LARGE
+        );
+    }
+
+    #[test]
+    fn a_database_that_went_away_is_503_not_500() {
+        #[derive(Debug)]
+        struct Info(&'static str);
+        impl danbao_persistence::diesel::result::DatabaseErrorInformation for Info {
+            fn message(&self) -> &str {
+                self.0
+            }
+            fn details(&self) -> Option<&str> {
+                None
+            }
+            fn hint(&self) -> Option<&str> {
+                None
+            }
+            fn table_name(&self) -> Option<&str> {
+                None
+            }
+            fn column_name(&self) -> Option<&str> {
+                None
+            }
+            fn constraint_name(&self) -> Option<&str> {
+                None
+            }
+            fn statement_position(&self) -> Option<i32> {
+                None
+            }
+        }
+        let db = |kind, m| DieselError::DatabaseError(kind, Box::new(Info(m)));
+        for gone in [
+            db(DatabaseErrorKind::UnableToSendCommand, "connection closed"),
+            db(
+                DatabaseErrorKind::Unknown,
+                "terminating connection due to administrator command",
+            ),
+            db(
+                DatabaseErrorKind::Unknown,
+                "the database system is shutting down",
+            ),
+            db(
+                DatabaseErrorKind::ClosedConnection,
+                "server closed the connection",
+            ),
+            DieselError::BrokenTransactionManager,
+        ] {
+            let e = ApiError::from(gone);
+            assert_eq!(e.status_code(), StatusCode::SERVICE_UNAVAILABLE, "{e:?}");
+        }
+        // Also when it arrives wrapped, through ApiError::internal.
+        let wrapped = anyhow::Error::new(db(
+            DatabaseErrorKind::UnableToSendCommand,
+            "error communicating with the server: broken pipe",
+        ))
+        .context("loading the summary");
+        assert_eq!(
+            ApiError::internal(wrapped).status_code(),
+            StatusCode::SERVICE_UNAVAILABLE
+        );
+        // A real bug stays a 500.
+        let bug = db(
+            DatabaseErrorKind::Unknown,
+            "syntax error at or near \"SELEC\"",
+        );
+        assert_eq!(
+            ApiError::from(bug).status_code(),
+            StatusCode::INTERNAL_SERVER_ERROR
         );
     }
 

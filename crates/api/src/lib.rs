@@ -11,6 +11,7 @@ pub mod extract;
 pub mod facts;
 pub mod idempotency;
 pub mod openapi;
+pub mod ratelimit;
 pub mod routes;
 pub mod startup;
 pub mod state;

@@ -2,6 +2,7 @@
 use clap::{Args, Parser, Subcommand};
 use danbao_api::auth::Role;
 use danbao_api::bootstrap::{self, open_database};
+use danbao_api::ratelimit::RateLimiter;
 use danbao_api::startup::{self, ServerOptions};
 use danbao_api::state::AppState;
 use danbao_api::telemetry;
@@ -157,6 +158,19 @@ struct ServeArgs {
     /// How long failed logins count (and a lock lasts), in seconds.
     #[arg(long, env = "DANBAO_LOGIN_LOCK_SECONDS", default_value_t = 900)]
     login_lock_seconds: u64,
+    /// Requests a second each bank user or bank client may make on average (0: no limit);
+    /// more are answered 429 with Retry-After.
+    #[arg(long, env = "DANBAO_BANK_RATE_PER_SECOND", default_value_t = 100)]
+    bank_rate_per_second: u32,
+    /// Requests a bank principal may make at once above its average rate.
+    #[arg(long, env = "DANBAO_BANK_RATE_BURST", default_value_t = 200)]
+    bank_rate_burst: u32,
+    /// POST /v1/auth/token requests a minute from one address on average (0: no limit).
+    #[arg(long, env = "DANBAO_TOKEN_RATE_PER_MINUTE", default_value_t = 60)]
+    token_rate_per_minute: u32,
+    /// Token requests one address may make at once above that rate.
+    #[arg(long, env = "DANBAO_TOKEN_RATE_BURST", default_value_t = 30)]
+    token_rate_burst: u32,
     /// Longest wait for a database connection before answering 503 (milliseconds).
     #[arg(long, env = "DANBAO_ACQUIRE_TIMEOUT_MS", default_value_t = 5000)]
     acquire_timeout_ms: u64,
@@ -175,6 +189,14 @@ struct ServeArgs {
     /// PEM public key for a public-key algorithm.
     #[arg(long, env = "DANBAO_JWT_PUBLIC_KEY")]
     jwt_public_key: Option<PathBuf>,
+    /// Retired HS256 secrets, comma-separated: they still verify the tokens they signed (until
+    /// those expire, 15 minutes) but sign nothing. For rotating DANBAO_JWT_SECRET.
+    #[arg(long, env = "DANBAO_JWT_PREVIOUS_SECRETS", hide_env_values = true)]
+    jwt_previous_secrets: Option<String>,
+    /// Retired PEM public keys, comma-separated, each `ALG:path` or a path (of the current
+    /// algorithm): verify-only, for rotating DANBAO_JWT_PRIVATE_KEY/PUBLIC_KEY.
+    #[arg(long, env = "DANBAO_JWT_PREVIOUS_PUBLIC_KEYS")]
+    jwt_previous_public_keys: Option<String>,
     /// Password of the `admin` created on a fresh database. Generated and printed if absent.
     #[arg(long, env = "DANBAO_ADMIN_PASSWORD", hide_env_values = true)]
     admin_password: Option<String>,
@@ -563,6 +585,12 @@ async fn serve(db_args: DbArgs, mut a: ServeArgs) -> anyhow::Result<()> {
         a.jwt_public_key.as_deref(),
         embedded.then_some(db_args.data_dir.as_path()),
     )?;
+    let jwt = bootstrap::with_previous_keys(
+        jwt,
+        a.jwt_previous_secrets.as_deref(),
+        a.jwt_previous_public_keys.as_deref(),
+        &a.jwt_algorithm,
+    )?;
     let pii = bootstrap::pii_keys(
         a.data_key.as_deref(),
         embedded.then_some(db_args.data_dir.as_path()),
@@ -584,6 +612,10 @@ async fn serve(db_args: DbArgs, mut a: ServeArgs) -> anyhow::Result<()> {
             window: Duration::from_secs(a.login_lock_seconds),
         },
         active: danbao_api::state::ActiveCache::default(),
+        limits: danbao_api::ratelimit::RateLimits {
+            bank: RateLimiter::per_second(a.bank_rate_per_second, a.bank_rate_burst),
+            token: RateLimiter::per_minute(a.token_rate_per_minute, a.token_rate_burst),
+        },
     };
     let listener = TcpListener::bind(&a.listen)
         .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", a.listen))?;

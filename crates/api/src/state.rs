@@ -18,6 +18,8 @@ pub struct AppState {
     pub login: LoginLimits,
     /// Whether token holders are still active, remembered for a short while.
     pub active: ActiveCache,
+    /// Request rates per bank principal and per address at the token endpoint.
+    pub limits: crate::ratelimit::RateLimits,
 }
 
 /// A deactivated user's or revoked client's tokens stop working within `ttl` (on every

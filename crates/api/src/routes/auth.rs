@@ -42,7 +42,7 @@ fn bad_credentials() -> ApiError {
     responses(
         (status = 200, body = TokenResponse),
         (status = 401, description = "wrong credentials", body = crate::error::Problem, content_type = "application/problem+json"),
-        (status = 429, description = "too many failed logins for this account or address: retry after `Retry-After` seconds", body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 429, description = "too many failed logins for this account or address, or too many token requests from this address: retry after `Retry-After` seconds", body = crate::error::Problem, content_type = "application/problem+json"),
         (status = 422, description = "neither or both credential pairs", body = crate::error::Problem, content_type = "application/problem+json"),
     ),
     security(())
@@ -99,6 +99,14 @@ pub(crate) async fn login(
     request_id: &str,
     creds: Credentials,
 ) -> ApiResult<Principal> {
+    state
+        .limits
+        .token
+        .take(address)
+        .map_err(|retry_after| ApiError::TooManyRequests {
+            retry_after,
+            detail: "too many token requests from this address".into(),
+        })?;
     let (account, entity) = match &creds {
         Credentials::User(u, _) => (format!("user:{}", u.to_lowercase()), "user"),
         Credentials::Client(c, _) => (format!("client:{c}"), "bank_client"),

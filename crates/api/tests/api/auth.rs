@@ -163,6 +163,84 @@ async fn public_key_tokens_verify_and_hs256_forgeries_with_the_public_key_do_not
     assert!(keys.verify(&hs.issue(&p).unwrap()).is_err());
 }
 
+fn a_supervisor() -> danbao_api::auth::Principal {
+    danbao_api::auth::Principal {
+        kind: PrincipalKind::User,
+        id: uuid::Uuid::now_v7(),
+        name: "sup".into(),
+        role: Role::Supervisor,
+        scope: danbao_api::auth::Scope::Region(danbao_domain::RegionCode::parse("360100").unwrap()),
+    }
+}
+
+#[test]
+fn rotated_keys_still_verify_their_tokens_until_they_are_retired() {
+    let p = a_supervisor();
+    let old_secret = b"the secret before the rotation, 40 bytes";
+    let new_secret = b"the secret after the rotation, 40 bytes!";
+    let old = JwtKeys::hs256(old_secret).unwrap();
+    let old_token = old.issue(&p).unwrap();
+
+    let rotated = JwtKeys::hs256(new_secret)
+        .unwrap()
+        .with_previous_secret(old_secret)
+        .unwrap();
+    assert_eq!(rotated.verify(&old_token).unwrap().id, p.id);
+    // New tokens are signed with the new key, named by its kid.
+    let new_token = rotated.issue(&p).unwrap();
+    let header = jsonwebtoken::decode_header(&new_token).unwrap();
+    assert_eq!(header.kid.as_deref(), Some(rotated.kid()));
+    assert_ne!(rotated.kid(), old.kid());
+    assert!(old.verify(&new_token).is_err());
+
+    // Once the old key is dropped from the list, its tokens are refused.
+    let retired = JwtKeys::hs256(new_secret).unwrap();
+    match retired.verify(&old_token) {
+        Err(danbao_api::error::ApiError::Unauthorized(m)) => {
+            assert!(m.contains("unknown signing key"), "{m}")
+        }
+        other => panic!("old token after retirement: {:?}", other.map(|p| p.id)),
+    }
+    // A kid that names no key is refused even if the signature would match the current one.
+    let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256);
+    header.kid = Some("0123456789abcdef".into());
+    let claims: Claims = serde_json::from_value({
+        let parts: Vec<&str> = new_token.split('.').collect();
+        serde_json::from_slice(&URL_SAFE_NO_PAD.decode(parts[1]).unwrap()).unwrap()
+    })
+    .unwrap();
+    let forged = jsonwebtoken::encode(
+        &header,
+        &claims,
+        &jsonwebtoken::EncodingKey::from_secret(new_secret),
+    )
+    .unwrap();
+    assert!(rotated.verify(&forged).is_err());
+    // A retired secret must be as long as a current one.
+    assert!(JwtKeys::hs256(new_secret)
+        .unwrap()
+        .with_previous_secret(b"short")
+        .is_err());
+
+    // Public keys rotate the same way: an EdDSA token verifies under HS256 + the retired key.
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+    let private = std::fs::read(dir.join("ed25519-private.pem")).unwrap();
+    let public = std::fs::read(dir.join("ed25519-public.pem")).unwrap();
+    let ed_token = JwtKeys::from_pem("EdDSA", &private, &public)
+        .unwrap()
+        .issue(&p)
+        .unwrap();
+    let after = JwtKeys::hs256(new_secret)
+        .unwrap()
+        .with_previous_public_key("EdDSA", &public)
+        .unwrap();
+    assert_eq!(after.verify(&ed_token).unwrap().id, p.id);
+    assert!(JwtKeys::hs256(new_secret)
+        .unwrap()
+        .verify(&ed_token)
+        .is_err());
+}
+
 #[tokio::test]
 async fn a_clerk_calling_admin_routes_gets_403() {
     let app = spawn_app().await;

@@ -22,6 +22,11 @@ pub struct TestApp {
 }
 
 pub async fn spawn_app() -> TestApp {
+    // No rate limits: tests send quickly. Those about the limits set their own.
+    spawn_app_limited(danbao_api::ratelimit::RateLimits::default()).await
+}
+
+pub async fn spawn_app_limited(limits: danbao_api::ratelimit::RateLimits) -> TestApp {
     let db = test_db().await;
     bootstrap::ensure_admin(&db.url, Some(ADMIN_PASSWORD.into()))
         .await
@@ -43,6 +48,7 @@ pub async fn spawn_app() -> TestApp {
         },
         // Short, so that a test can see another replica's change arrive.
         active: danbao_api::state::ActiveCache::new(Duration::from_secs(1)),
+        limits: limits.clone(),
     };
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let app = startup::build(

@@ -10,6 +10,7 @@ mod dashboard;
 mod demo;
 mod funds;
 mod helpers;
+mod limits;
 mod loans;
 mod openapi;
 mod repayments;

@@ -1,0 +1,8 @@
+//! Faults and attacks: the database going away, overload, crashes and shutdowns under load.
+
+mod crash;
+mod load;
+mod outage;
+mod overload;
+mod shutdown;
+mod world;
