@@ -10,3 +10,4 @@ mod embedded;
 mod harness;
 mod import_repayments;
 mod no_postgres;
+mod read_replica;

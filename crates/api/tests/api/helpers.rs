@@ -31,6 +31,7 @@ pub async fn spawn_app() -> TestApp {
     let jwt = JwtKeys::hs256(JWT_SECRET).unwrap();
     let state = AppState {
         pool,
+        read_pool: None,
         jwt: jwt.clone(),
         timezone: chrono_tz::Asia::Shanghai,
         metrics: telemetry::metrics_handle(),
