@@ -431,6 +431,9 @@ impl LocalCluster {
             bindir.join("pg_basebackup").display()
         )))?;
         if output.status.success() {
+            // The copy includes the primary's socket lock file when its socket is in its data
+            // directory; the replica would take it for a running server's.
+            let _ = fs::remove_file(dest.join(format!(".s.PGSQL.{PORT}.lock")));
             return Ok(());
         }
         Err(ClusterError::BaseBackup {
