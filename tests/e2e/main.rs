@@ -11,3 +11,4 @@ mod faults;
 mod harness;
 mod import_repayments;
 mod no_postgres;
+mod read_replica;

@@ -145,6 +145,10 @@ struct ServeArgs {
     /// Database connections in the pool.
     #[arg(long, env = "DANBAO_POOL_SIZE", default_value_t = 16)]
     pool_size: usize,
+    /// A streaming replica of the database for statistics and list reads (a pool of the same
+    /// size); writes and every other read stay on the primary.
+    #[arg(long, env = "DATABASE_READ_URL", hide_env_values = true)]
+    database_read_url: Option<String>,
     /// Failed logins of one account that lock it (429) for `--login-lock-seconds`.
     #[arg(long, env = "DANBAO_LOGIN_MAX_FAILURES", default_value_t = 5)]
     login_max_failures: u32,
@@ -595,13 +599,17 @@ async fn serve(db_args: DbArgs, mut a: ServeArgs) -> anyhow::Result<()> {
         a.data_key.as_deref(),
         embedded.then_some(db_args.data_dir.as_path()),
     )?;
-    let pool = pool::build_pool(
-        &db.url,
-        a.pool_size,
-        Duration::from_millis(a.acquire_timeout_ms),
-    )?;
+    let acquire_timeout = Duration::from_millis(a.acquire_timeout_ms);
+    let pool = pool::build_pool(&db.url, a.pool_size, acquire_timeout)?;
+    let read_pool = a
+        .database_read_url
+        .as_deref()
+        .filter(|u| !u.trim().is_empty())
+        .map(|u| pool::build_pool(u, a.pool_size, acquire_timeout))
+        .transpose()?;
     let state = AppState {
         pool,
+        read_pool,
         jwt,
         timezone: a.timezone,
         metrics: telemetry::metrics_handle(),

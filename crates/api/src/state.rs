@@ -8,6 +8,9 @@ use metrics_exporter_prometheus::PrometheusHandle;
 #[derive(Clone)]
 pub struct AppState {
     pub pool: DbPool,
+    /// `DATABASE_READ_URL`: a streaming replica for statistics and lists, which may lag the
+    /// primary by its replay delay. `None`: those reads use `pool` too.
+    pub read_pool: Option<DbPool>,
     pub jwt: JwtKeys,
     /// Business time zone: "today" for a clerk in Nanchang is not today in UTC.
     pub timezone: chrono_tz::Tz,
@@ -93,6 +96,12 @@ impl Default for LoginLimits {
 impl AppState {
     pub async fn conn(&self) -> Result<DbConn, crate::error::ApiError> {
         Ok(self.pool.get().await?)
+    }
+
+    /// For reads that may be a moment stale (statistics, lists): the replica when there is
+    /// one. Anything that writes, or must see a write just made, uses [`AppState::conn`].
+    pub async fn read_conn(&self) -> Result<DbConn, crate::error::ApiError> {
+        Ok(self.read_pool.as_ref().unwrap_or(&self.pool).get().await?)
     }
 
     pub fn today(&self) -> NaiveDate {

@@ -99,6 +99,9 @@ pub enum ClusterError {
     )]
     Initdb { data_dir: PathBuf, output: String },
 
+    #[error("pg_basebackup could not copy the cluster into {data_dir}:\n{output}")]
+    BaseBackup { data_dir: PathBuf, output: String },
+
     #[error(
         "the PostgreSQL server for {data_dir} did not start: {reason}.\n\
          Last lines of {log}:\n{log_tail}"
@@ -401,6 +404,44 @@ impl LocalCluster {
                 })?;
         }
         Ok(())
+    }
+
+    /// Copies this running cluster into `dest` (created; must be empty) with
+    /// `pg_basebackup -R`, which also writes `standby.signal` and `primary_conninfo`: a
+    /// [`LocalCluster::start`] on `dest` then runs a streaming replica of this cluster, read
+    /// only, replaying its WAL. Blocking.
+    pub fn base_backup(&self, dest: &Path) -> Result<(), ClusterError> {
+        let bindir = find_bindir()?;
+        let run_as = server_user()?;
+        let dest = prepare_data_dir(dest, run_as.as_ref())?;
+        let mut cmd = Command::new(bindir.join("pg_basebackup"));
+        cmd.arg("-D")
+            .arg(&dest)
+            .args(["--write-recovery-conf", "--wal-method=stream", "--no-sync"])
+            .arg("-h")
+            .arg(&self.socket_dir)
+            .args(["-p", &PORT.to_string(), "-U", SUPERUSER])
+            .current_dir(&dest)
+            .stdin(Stdio::null());
+        if let Some(user) = &run_as {
+            cmd.uid(user.uid.as_raw()).gid(user.gid.as_raw());
+        }
+        let output = cmd.output().map_err(io_err(format!(
+            "could not run {}",
+            bindir.join("pg_basebackup").display()
+        )))?;
+        if output.status.success() {
+            // The copy includes the primary's socket lock file when its socket is in its data
+            // directory; the replica would take it for a running server's.
+            let _ = fs::remove_file(dest.join(format!(".s.PGSQL.{PORT}.lock")));
+            return Ok(());
+        }
+        Err(ClusterError::BaseBackup {
+            data_dir: dest,
+            output: String::from_utf8_lossy(&output.stderr)
+                .trim_end()
+                .to_string(),
+        })
     }
 
     /// The absolute data directory.

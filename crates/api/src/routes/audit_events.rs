@@ -74,7 +74,7 @@ pub async fn list(
         entity_type: q.entity_type.clone(),
         entity_id: q.entity_id.clone(),
     };
-    let mut conn = state.conn().await?;
+    let mut conn = state.read_conn().await?;
     let rows = repo::audit::list(&mut conn, &filter, before, page.limit()?).await?;
     let next_cursor = super::next_cursor(&rows, |r| r.id.to_string());
     Ok(HttpResponse::Ok().json(Paged {

@@ -481,7 +481,7 @@ pub async fn list(
         let id = NationalId::parse(text.trim())?;
         filter.national_id_hmac = Some(state.pii.lookup_hash(id.as_str()));
     }
-    let mut conn = state.conn().await?;
+    let mut conn = state.read_conn().await?;
     let rows = repo::borrower::list(&mut conn, &filter, after, limit).await?;
     let next_cursor = super::next_cursor(&rows, |(b, _)| b.id.to_string());
     let items = rows

@@ -1,6 +1,7 @@
 use crate::state::AppState;
 use actix_web::{get, web, HttpResponse};
 use danbao_persistence::diesel_async::RunQueryDsl;
+use danbao_persistence::pool::DbPool;
 use serde::Serialize;
 use std::time::Duration;
 use utoipa::ToSchema;
@@ -20,20 +21,15 @@ pub async fn healthz() -> HttpResponse {
     })
 }
 
-/// The database is reachable and every migration has run.
+/// The database is reachable and every migration has run; so is the read replica, if any.
 #[utoipa::path(tag = "operations", responses((status = 200, body = Health), (status = 503, body = Health)), security(()))]
 #[get("/readyz")]
 pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
     let check = async {
-        let mut conn = state.pool.get().await.map_err(|_| "database unreachable")?;
-        danbao_persistence::diesel::sql_query("SELECT 1")
-            .execute(&mut conn)
-            .await
-            .map_err(|_| "database unreachable")?;
-        match danbao_persistence::migrate::has_pending(&mut conn).await {
-            Ok(false) => Ok(()),
-            Ok(true) => Err("migrations pending"),
-            Err(_) => Err("migration state unreadable"),
+        ready(&state.pool, "database").await?;
+        match &state.read_pool {
+            Some(replica) => ready(replica, "read replica").await,
+            None => Ok(()),
         }
     };
     // A readiness probe must answer promptly even when the database hangs.
@@ -41,10 +37,27 @@ pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
         Ok(Ok(())) => HttpResponse::Ok().json(Health {
             status: "ok".into(),
         }),
-        Ok(Err(why)) => HttpResponse::ServiceUnavailable().json(Health { status: why.into() }),
+        Ok(Err(why)) => HttpResponse::ServiceUnavailable().json(Health { status: why }),
         Err(_) => HttpResponse::ServiceUnavailable().json(Health {
             status: "database timeout".into(),
         }),
+    }
+}
+
+/// `which` (the database or the read replica) answers and has every migration.
+async fn ready(pool: &DbPool, which: &str) -> Result<(), String> {
+    let mut conn = pool
+        .get()
+        .await
+        .map_err(|_| format!("{which} unreachable"))?;
+    danbao_persistence::diesel::sql_query("SELECT 1")
+        .execute(&mut conn)
+        .await
+        .map_err(|_| format!("{which} unreachable"))?;
+    match danbao_persistence::migrate::has_pending(&mut conn).await {
+        Ok(false) => Ok(()),
+        Ok(true) => Err(format!("{which}: migrations pending")),
+        Err(_) => Err(format!("{which}: migration state unreadable")),
     }
 }
 

@@ -604,7 +604,7 @@ pub async fn list(
         }));
     };
     let as_of = q.as_of.unwrap_or_else(|| state.today());
-    let mut conn = state.conn().await?;
+    let mut conn = state.read_conn().await?;
     let Some(overdue) = q.overdue else {
         let rows = repo::loan::list(&mut conn, &f, page.cursor_uuid()?, page.limit()?).await?;
         let next_cursor = super::next_cursor(&rows, |r| r.id.to_string());

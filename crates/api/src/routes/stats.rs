@@ -315,7 +315,7 @@ pub async fn summary(
     req: HttpRequest,
     q: Query<StatsQuery>,
 ) -> ApiResult<HttpResponse> {
-    let mut conn = state.conn().await?;
+    let mut conn = state.read_conn().await?;
     let p = params(&state, &mut conn, &user, &q).await?;
     let s = stats::summary(&mut conn, &p)
         .await
@@ -406,7 +406,7 @@ pub async fn repayment_rate(
     req: HttpRequest,
     q: Query<StatsQuery>,
 ) -> ApiResult<HttpResponse> {
-    let mut conn = state.conn().await?;
+    let mut conn = state.read_conn().await?;
     let p = params(&state, &mut conn, &user, &q).await?;
     let s = stats::summary(&mut conn, &p)
         .await
@@ -631,7 +631,7 @@ pub async fn list_targets(
     page: Query<PageParams>,
     q: Query<TargetQuery>,
 ) -> ApiResult<HttpResponse> {
-    let mut conn = state.conn().await?;
+    let mut conn = state.read_conn().await?;
     let scope = resolve_scope(&mut conn, &user, q.region.as_deref(), None, None).await?;
     let after = page.cursor_i64()?;
     let rows = repo::stats::list_targets(
@@ -720,7 +720,7 @@ pub async fn target_completion(
     let today = state.today();
     let year = q.year.unwrap_or(today.year());
     let (from, to) = year_bounds(year)?;
-    let mut conn = state.conn().await?;
+    let mut conn = state.read_conn().await?;
     let scope = resolve_scope(&mut conn, &user, q.region.as_deref(), None, None).await?;
     let as_of = q.as_of.unwrap_or(today.min(to));
     let region = scope.region.as_str().to_owned();
@@ -807,7 +807,7 @@ pub async fn rewards(
     let year = q.year.unwrap_or(today.year() - 1);
     let (from, to) = year_bounds(year)?;
     let as_of = q.as_of.unwrap_or(today.min(to));
-    let mut conn = state.conn().await?;
+    let mut conn = state.read_conn().await?;
     let scope = resolve_scope(&mut conn, &user, q.region.as_deref(), None, None).await?;
     let region = scope.region.as_str().to_owned();
     let policy = super::funds::policy_in_force(&mut conn, &region, to)

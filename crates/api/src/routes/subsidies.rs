@@ -134,7 +134,7 @@ pub async fn report(
     };
     let mut by: BTreeMap<(Uuid, i32, u8), Acc> = BTreeMap::new();
     if let Some(f) = narrow_to_scope(&user, f, region.as_ref()) {
-        let mut conn = state.conn().await?;
+        let mut conn = state.read_conn().await?;
         let mut after = None;
         loop {
             let page = repo::loan::list(&mut conn, &f, after, CHUNK).await?;

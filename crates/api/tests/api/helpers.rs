@@ -36,6 +36,7 @@ pub async fn spawn_app_limited(limits: danbao_api::ratelimit::RateLimits) -> Tes
     let jwt = JwtKeys::hs256(JWT_SECRET).unwrap();
     let state = AppState {
         pool,
+        read_pool: None,
         jwt: jwt.clone(),
         timezone: chrono_tz::Asia::Shanghai,
         metrics: telemetry::metrics_handle(),
