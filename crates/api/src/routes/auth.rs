@@ -184,7 +184,7 @@ async fn audit_failure(
         detail: serde_json::json!({ "address": address }),
     };
     let mut conn = state.conn().await?;
-    repo::audit::record(&mut conn, &event).await?;
+    repo::audit::record(&conn, &event).await?;
     Ok(())
 }
 

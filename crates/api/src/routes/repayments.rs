@@ -176,16 +176,13 @@ pub async fn loans_with_positions(
             .collect();
     }
     let policy_ids: Vec<Uuid> = loans.iter().map(|l| l.policy_id).collect();
-    let many = repo::repayment::books_of_many(conn, &disbursed, &policy_ids).await?;
-    let mut instalments: HashMap<Uuid, Vec<InstalmentRow>> = HashMap::new();
-    for i in many.instalments {
-        instalments.entry(i.loan_id).or_default().push(i);
-    }
-    let mut repayments: HashMap<Uuid, Vec<(RepaymentRow, bool)>> = HashMap::new();
-    for r in many.repayments {
-        repayments.entry(r.0.loan_id).or_default().push(r);
-    }
-    let policies: HashMap<Uuid, PolicyRow> = many.policies.into_iter().map(|p| (p.id, p)).collect();
+    let repo::repayment::GroupedBooks {
+        instalments,
+        mut repayments,
+        policies,
+    } = repo::repayment::books_of_many(conn, &disbursed, &policy_ids)
+        .await?
+        .grouped();
     loans
         .into_iter()
         .map(|l| {

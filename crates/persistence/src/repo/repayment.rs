@@ -11,6 +11,7 @@ use chrono::NaiveDate;
 use diesel::prelude::*;
 use diesel::QueryResult;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
+use std::collections::HashMap;
 use uuid::Uuid;
 
 pub struct Disbursement<'a> {
@@ -275,6 +276,31 @@ pub struct ManyBooks {
     pub instalments: Vec<InstalmentRow>,
     pub repayments: Vec<(RepaymentRow, bool)>,
     pub policies: Vec<PolicyRow>,
+}
+
+/// [`ManyBooks`] grouped: schedules and repayments by loan (in their order), policies by id.
+pub struct GroupedBooks {
+    pub instalments: HashMap<Uuid, Vec<InstalmentRow>>,
+    pub repayments: HashMap<Uuid, Vec<(RepaymentRow, bool)>>,
+    pub policies: HashMap<Uuid, PolicyRow>,
+}
+
+impl ManyBooks {
+    pub fn grouped(self) -> GroupedBooks {
+        let mut instalments: HashMap<Uuid, Vec<InstalmentRow>> = HashMap::new();
+        for i in self.instalments {
+            instalments.entry(i.loan_id).or_default().push(i);
+        }
+        let mut repayments: HashMap<Uuid, Vec<(RepaymentRow, bool)>> = HashMap::new();
+        for r in self.repayments {
+            repayments.entry(r.0.loan_id).or_default().push(r);
+        }
+        GroupedBooks {
+            instalments,
+            repayments,
+            policies: self.policies.into_iter().map(|p| (p.id, p)).collect(),
+        }
+    }
 }
 
 pub async fn books_of_many(
