@@ -183,7 +183,7 @@ async fn audit_failure(
         request_id: Some(request_id.to_owned()),
         detail: serde_json::json!({ "address": address }),
     };
-    let mut conn = state.conn().await?;
+    let conn = state.conn().await?;
     repo::audit::record(&conn, &event).await?;
     Ok(())
 }
