@@ -7,7 +7,8 @@
 The world: Jiangxi/Nanchang, one centre, bank JXRCU with user `teller`, the policy presets,
 one fund with 10,000,000.00, and N loans of 12,000.00 over 12 months disbursed on
 2025-01-15 with account numbers ACC-<n>. The file spreads its rows over the loans (10.00 each,
-value dates in March 2025), half by loan_id and half by bank_account_no.
+value dates in March 2025 or --month), half by loan_id and half by bank_account_no. `--loans-csv`
+may also come from a `danbao demo` database (`loan_id,bank_account_no` of one bank's active loans).
 """
 import argparse
 import http.client
@@ -93,9 +94,9 @@ def file(a):
             loan_id, acc = loans[i % n]
             day = 1 + (i // n) % 28
             if i % 2 == 0:
-                out.write(f"{a.prefix}-{i:06},2025-03-{day:02},10.00,{loan_id},\r\n")
+                out.write(f"{a.prefix}-{i:06},{a.month}-{day:02},10.00,{loan_id},\r\n")
             else:
-                out.write(f"{a.prefix}-{i:06},2025-03-{day:02},10.00,,{acc}\r\n")
+                out.write(f"{a.prefix}-{i:06},{a.month}-{day:02},10.00,,{acc}\r\n")
 
 
 def main():
@@ -110,6 +111,7 @@ def main():
     f.add_argument("--loans-csv", required=True)
     f.add_argument("--rows", type=int, default=100000)
     f.add_argument("--prefix", default="B")
+    f.add_argument("--month", default="2025-03", help="value dates: days 1 to 28 of this month (YYYY-MM)")
     f.add_argument("--out", required=True)
     a = p.parse_args()
     seed(a) if a.cmd == "seed" else file(a)

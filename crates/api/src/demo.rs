@@ -2066,7 +2066,7 @@ pub async fn run(url: &str, pii: &PiiKeys, opts: &DemoOptions) -> anyhow::Result
         "counts": counts.iter().map(|(t, n)| ((*t).to_owned(), serde_json::json!(n))).collect::<serde_json::Map<_, _>>(),
     });
     danbao_persistence::repo::audit::record(
-        &mut conn,
+        &conn,
         &crate::bootstrap::system_event("demo", "demo.generated", "demo", opts.seed, detail),
     )
     .await?;

@@ -191,8 +191,8 @@ async fn audit_failure(
         request_id: Some(request_id.to_owned()),
         detail: serde_json::json!({ "address": address }),
     };
-    let mut conn = state.conn().await?;
-    repo::audit::record(&mut conn, &event).await?;
+    let conn = state.conn().await?;
+    repo::audit::record(&conn, &event).await?;
     Ok(())
 }
 

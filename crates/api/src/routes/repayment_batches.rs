@@ -4,8 +4,13 @@
 //! The body is read chunk by chunk and parsed as it arrives (`csv_core`); rows are applied
 //! [`CHUNK_ROWS`] at a time: the chunk's loans are resolved in one query (only the caller's
 //! bank's loans: another bank's loan is `not_found`, like a loan that does not exist), then
-//! each row goes through [`apply_repayment`], the very code of the single repayment route, in
-//! a savepoint of its own, so a bad row never leaves anything half-written.
+//! locked (in id order) and their books, the chunk's known references and the current
+//! allocations loaded in a few queries; the rows are applied in memory in file order with the
+//! single route's own checks and allocation (`plan_repayment`), and the chunk is written once:
+//! repayments, allocations, the touched loans' facts, audit events, batch rows (multi-row
+//! INSERTs). Every row was checked before anything is written, so a failed row writes nothing;
+//! should a chunk's write fail anyway, its savepoint is rolled back and the chunk goes row by
+//! row through [`apply_repayment`], each row in a savepoint of its own.
 //!
 //! The whole file is one transaction. At its start it locks, in id order, the funds of every
 //! loan of the bank (a fund first seen later is locked when its chunk comes); since every
@@ -15,7 +20,9 @@
 //! one more savepoint, rolled back if any row failed; the batch and its rows are recorded
 //! either way. The batch header is written last, with its counts (both tables are
 //! append-only; the rows' foreign key to the header is checked at commit).
-use super::repayments::{apply_repayment, RepaymentInput};
+use super::repayments::{
+    apply_repayment, changed_allocations, plan_repayment, resend_of, Books, RepaymentInput,
+};
 use crate::auth::{AuthUser, Principal, Role};
 use crate::context::{Audit, RequestId};
 use crate::error::{ApiError, ApiResult, FieldError};
@@ -26,10 +33,13 @@ use actix_web::http::{header, StatusCode};
 use actix_web::web::Bytes;
 use actix_web::{get, post, web, HttpRequest, HttpResponse};
 use chrono::{DateTime, NaiveDate, Utc};
-use danbao_domain::Money;
+use danbao_domain::{Money, Position};
 use danbao_persistence::diesel_async::{
     AnsiTransactionManager, AsyncConnection, AsyncPgConnection, TransactionManager,
 };
+use danbao_persistence::models::loan::LoanRow;
+use danbao_persistence::models::policy::PolicyRow;
+use danbao_persistence::models::repayment::{AllocationRow, RepaymentRow};
 use danbao_persistence::models::repayment_batch::{BatchRow, BatchRowOutcome};
 use danbao_persistence::repo;
 use danbao_persistence::repo::repayment_batch::BatchLoan;
@@ -50,8 +60,10 @@ pub const MAX_JSON_BODY: usize = 8 * 1024 * 1024;
 pub const MAX_ROWS: u32 = 200_000;
 /// Longest CSV record (bytes, quotes included, line end excluded).
 pub const MAX_LINE: usize = 4096;
-/// Rows applied together: one query resolves their loans.
-pub const CHUNK_ROWS: usize = 500;
+/// Rows applied together: their loans are locked and their books loaded once per chunk, so
+/// a loan with several rows in a file is loaded fewer times the bigger the chunk (memory:
+/// the chunk's rows and its loans' books).
+pub const CHUNK_ROWS: usize = 2000;
 /// Longest `bank_reference` and `bank_account_no` (characters).
 pub const MAX_REFERENCE: usize = 64;
 const MAX_FIELDS: usize = 16;
@@ -592,6 +604,20 @@ fn bounded(s: &str, max: usize) -> String {
     s.chars().take(max).collect()
 }
 
+/// A row of a chunk, ready to apply or already refused.
+enum Work {
+    /// Row number, reference as sent, error.
+    Refused(u32, String, Option<Uuid>, RowError),
+    Apply(u32, ParsedRow, BatchLoan),
+}
+
+/// A chunk's outcomes, the principal repaid per fund, and the repayments it created.
+type ChunkResult = (
+    Vec<BatchRowOutcome>,
+    HashMap<Uuid, rust_decimal::Decimal>,
+    Vec<Uuid>,
+);
+
 impl Run<'_> {
     fn outcome(
         &self,
@@ -619,6 +645,253 @@ impl Run<'_> {
                 .map(|f| bounded(f, 64)),
             error_message: error.map(|e| bounded(&e.message, 1000)),
         }
+    }
+
+    fn input<'r>(&'r self, row: &'r ParsedRow, loan: &BatchLoan) -> RepaymentInput<'r> {
+        RepaymentInput {
+            loan_id: loan.id,
+            reference: &row.reference,
+            value_date: row.value_date,
+            amount: row.amount,
+            today: self.today,
+            region_code: self.regions.get(&loan.centre_id).map_or("", String::as_str),
+            defer_fund_totals: true,
+        }
+    }
+
+    /// The chunk set-based: its loans locked and their books loaded in a few queries, the
+    /// rows applied in memory in file order with the single route's own checks and
+    /// allocation (`plan_repayment`), then everything written once: repayments, allocations,
+    /// the touched loans' facts, settlements and audit events.
+    async fn together(
+        &self,
+        conn: &mut AsyncPgConnection,
+        work: &[Work],
+    ) -> ApiResult<ChunkResult> {
+        let ids: Vec<Uuid> = work
+            .iter()
+            .filter_map(|w| match w {
+                Work::Apply(_, _, l) => Some(l.id),
+                Work::Refused(..) => None,
+            })
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        let references: Vec<String> = work
+            .iter()
+            .filter_map(|w| match w {
+                Work::Apply(_, r, _) => Some(r.reference.clone()),
+                Work::Refused(..) => None,
+            })
+            .collect();
+        let mut loans: HashMap<Uuid, LoanRow> = if ids.is_empty() {
+            HashMap::new()
+        } else {
+            repo::loan::lock_many(conn, &ids)
+                .await?
+                .into_iter()
+                .map(|l| (l.id, l))
+                .collect()
+        };
+        let mut firsts: HashMap<String, RepaymentRow> = if references.is_empty() {
+            HashMap::new()
+        } else {
+            repo::repayment::by_references(conn, self.bank_id, &references)
+                .await?
+                .into_iter()
+                .map(|r| (r.bank_reference.clone(), r))
+                .collect()
+        };
+        // Books only of loans a repayment can go to (as `apply_repayment` loads them).
+        let open: Vec<&LoanRow> = loans
+            .values()
+            .filter(|l| l.disbursed_on.is_some() && (l.status == "active" || l.status == "settled"))
+            .collect();
+        let open_ids: Vec<Uuid> = open.iter().map(|l| l.id).collect();
+        let mut books: HashMap<Uuid, Books> = HashMap::new();
+        let mut policies: HashMap<Uuid, PolicyRow> = HashMap::new();
+        let mut current: HashMap<Uuid, HashMap<Uuid, AllocationRow>> = HashMap::new();
+        let mut first_extended: HashMap<Uuid, u32> = HashMap::new();
+        if !open_ids.is_empty() {
+            let policy_ids: Vec<Uuid> = open
+                .iter()
+                .map(|l| l.policy_id)
+                .collect::<BTreeSet<_>>()
+                .into_iter()
+                .collect();
+            let many = repo::repayment::books_of_many(conn, &open_ids, &policy_ids)
+                .await?
+                .grouped();
+            policies = many.policies;
+            let (instalments, mut repayments) = (many.instalments, many.repayments);
+            for l in &open {
+                let policy = policies
+                    .get(&l.policy_id)
+                    .ok_or_else(|| ApiError::internal(anyhow::anyhow!("policy missing")))?;
+                let b = Books::from_rows(
+                    l,
+                    policy,
+                    instalments.get(&l.id).map_or(&[][..], Vec::as_slice),
+                    repayments.remove(&l.id).unwrap_or_default(),
+                )?;
+                if let Some(b) = b {
+                    books.insert(l.id, b);
+                }
+            }
+            for a in repo::repayment::current_allocations(conn, &open_ids).await? {
+                current
+                    .entry(a.loan_id)
+                    .or_default()
+                    .insert(a.repayment_id, a);
+            }
+            let extended: Vec<Uuid> = open
+                .iter()
+                .filter(|l| l.schedule_version > 1)
+                .map(|l| l.id)
+                .collect();
+            if !extended.is_empty() {
+                for e in repo::compensation::extensions_of(conn, &extended).await? {
+                    if let Ok(f) = u32::try_from(e.first_extended) {
+                        first_extended.insert(e.loan_id, f);
+                    }
+                }
+            }
+        }
+
+        let mut outcomes = Vec::with_capacity(work.len());
+        let mut repaid: HashMap<Uuid, rust_decimal::Decimal> = HashMap::new();
+        let mut created = Vec::new();
+        let mut new_rows = Vec::new();
+        let mut allocations = Vec::new();
+        let mut events = Vec::new();
+        let mut settled: Vec<(Uuid, NaiveDate)> = Vec::new();
+        let mut last: HashMap<Uuid, Position<Uuid>> = HashMap::new();
+        for w in work {
+            let (row_no, row, batch_loan) = match w {
+                Work::Refused(row_no, reference, loan_id, e) => {
+                    outcomes.push(self.outcome(*row_no, reference, *loan_id, Err(e.clone())));
+                    continue;
+                }
+                Work::Apply(row_no, row, loan) => (*row_no, row, loan),
+            };
+            let input = self.input(row, batch_loan);
+            let result = match loans.get_mut(&batch_loan.id) {
+                None => Err(ApiError::NotFound),
+                Some(loan) => match firsts.get(&row.reference) {
+                    Some(first) => resend_of(first, loan.id, &input).map(|id| (false, id)),
+                    None => match plan_repayment(
+                        loan,
+                        books.get(&loan.id),
+                        &input,
+                        self.audit.principal.id,
+                    ) {
+                        Err(e) => Err(e),
+                        Ok(plan) => {
+                            let id = plan.row.id;
+                            if let Some(b) = books.get_mut(&loan.id) {
+                                b.repayments.push((plan.row.clone(), false));
+                            }
+                            allocations.extend(changed_allocations(
+                                loan.id,
+                                &plan.after,
+                                current.entry(loan.id).or_default(),
+                            ));
+                            if !plan.repaid.is_zero() {
+                                *repaid.entry(loan.fund_id).or_default() += plan.repaid;
+                            }
+                            if let Some(on) = plan.settles_on {
+                                "settled".clone_into(&mut loan.status);
+                                loan.released_on = Some(on);
+                                settled.push((loan.id, on));
+                            }
+                            events.push(plan.event(&self.audit, &input));
+                            firsts.insert(row.reference.clone(), plan.row.clone());
+                            new_rows.push(plan.row);
+                            last.insert(loan.id, plan.after);
+                            created.push(id);
+                            Ok((true, id))
+                        }
+                    },
+                },
+            };
+            let result = match result {
+                Ok(r) => Ok(r),
+                Err(e) => match RowError::from_api(&e) {
+                    Some(re) => Err(re),
+                    None => return Err(e),
+                },
+            };
+            outcomes.push(self.outcome(row_no, &row.reference, Some(batch_loan.id), result));
+        }
+
+        repo::repayment::insert_many(conn, &new_rows).await?;
+        repo::repayment::append_allocations(conn, &allocations).await?;
+        let mut facts = Vec::new();
+        let mut payments = Vec::new();
+        let mut touched: Vec<Uuid> = last.keys().copied().collect();
+        touched.sort();
+        for id in &touched {
+            let (Some(loan), Some(pos)) = (loans.get(id), last.get(id)) else {
+                continue;
+            };
+            let policy = policies
+                .get(&loan.policy_id)
+                .ok_or_else(|| ApiError::internal(anyhow::anyhow!("policy missing")))?;
+            let (f, p) =
+                crate::facts::facts_of(loan, policy, first_extended.get(id).copied(), pos)?;
+            facts.extend(f);
+            payments.extend(p);
+        }
+        repo::stats::replace_facts_of_many(conn, &touched, &facts, &payments).await?;
+        for (id, on) in settled {
+            repo::repayment::set_settled(conn, id, Some(on)).await?;
+        }
+        repo::audit::record_many(conn, &events).await?;
+        Ok((outcomes, repaid, created))
+    }
+
+    /// The chunk row by row, each row through `apply_repayment` in a savepoint of its own.
+    async fn one_by_one(
+        &self,
+        conn: &mut AsyncPgConnection,
+        work: Vec<Work>,
+    ) -> ApiResult<ChunkResult> {
+        let mut outcomes = Vec::with_capacity(work.len());
+        let mut repaid: HashMap<Uuid, rust_decimal::Decimal> = HashMap::new();
+        let mut created = Vec::new();
+        for w in work {
+            let (row_no, row, loan) = match w {
+                Work::Refused(row_no, reference, loan_id, e) => {
+                    outcomes.push(self.outcome(row_no, &reference, loan_id, Err(e)));
+                    continue;
+                }
+                Work::Apply(row_no, row, loan) => (row_no, row, loan),
+            };
+            let input = self.input(&row, &loan);
+            let audit = &self.audit;
+            // A savepoint per row: a refused row rolls back only itself.
+            let result = conn
+                .transaction::<_, ApiError, _>(async |c| apply_repayment(c, audit, &input).await)
+                .await;
+            let result = match result {
+                Ok(a) => {
+                    if !a.principal_repaid.is_zero() {
+                        *repaid.entry(loan.fund_id).or_default() += a.principal_repaid;
+                    }
+                    let id = a.answer.repayment.id;
+                    if a.is_new() {
+                        created.push(id);
+                    }
+                    Ok((a.is_new(), id))
+                }
+                Err(e) => match RowError::from_api(&e) {
+                    Some(re) => Err(re),
+                    None => return Err(e),
+                },
+            };
+            outcomes.push(self.outcome(row_no, &row.reference, Some(loan.id), result));
+        }
+        Ok((outcomes, repaid, created))
     }
 
     async fn chunk(&mut self, conn: &mut AsyncPgConnection, raws: Vec<RawRow>) -> ApiResult<()> {
@@ -679,72 +952,49 @@ impl Run<'_> {
             self.locked.extend(new_funds);
         }
 
-        let mut outcomes = Vec::with_capacity(parsed.len());
-        // Principal repaid per fund, taken off the funds' totals once for the chunk.
-        let mut repaid: HashMap<Uuid, rust_decimal::Decimal> = HashMap::new();
-        for (raw, p) in parsed {
-            let sent_reference = raw.bank_reference.as_deref().unwrap_or("");
-            let row = match p {
-                Ok(row) => row,
-                Err(e) => {
-                    outcomes.push(self.outcome(raw.row_no, sent_reference, None, Err(e)));
-                    continue;
-                }
-            };
-            let loan = match &row.target {
-                Target::Loan(id) => by_id.get(id),
-                Target::Account(a) => by_account.get(a.as_str()),
-            };
-            let Some(loan) = loan else {
-                let field = match row.target {
-                    Target::Loan(_) => "loan_id",
-                    Target::Account(_) => "bank_account_no",
+        let work: Vec<Work> = parsed
+            .into_iter()
+            .map(|(raw, p)| {
+                let sent_reference = raw.bank_reference.unwrap_or_default();
+                let row = match p {
+                    Ok(row) => row,
+                    Err(e) => return Work::Refused(raw.row_no, sent_reference, None, e),
                 };
-                let e = RowError {
-                    code: "not_found".into(),
-                    field: Some(field.into()),
-                    message: format!("no loan of this bank with this {field}"),
+                let loan = match &row.target {
+                    Target::Loan(id) => by_id.get(id),
+                    Target::Account(a) => by_account.get(a.as_str()),
                 };
-                outcomes.push(self.outcome(raw.row_no, &row.reference, None, Err(e)));
-                continue;
-            };
-            let region = self
-                .regions
-                .get(&loan.centre_id)
-                .cloned()
-                .unwrap_or_default();
-            let input = RepaymentInput {
-                loan_id: loan.id,
-                reference: &row.reference,
-                value_date: row.value_date,
-                amount: row.amount,
-                today: self.today,
-                region_code: &region,
-                defer_fund_totals: true,
-            };
-            let audit = &self.audit;
-            // A savepoint per row: a refused row rolls back only itself.
-            let result = conn
-                .transaction::<_, ApiError, _>(async |c| apply_repayment(c, audit, &input).await)
-                .await;
-            let result = match result {
-                Ok(a) => {
-                    if !a.principal_repaid.is_zero() {
-                        *repaid.entry(loan.fund_id).or_default() += a.principal_repaid;
-                    }
-                    let id = a.answer.repayment.id;
-                    if a.is_new() {
-                        self.created.insert(id);
-                    }
-                    Ok((a.is_new(), id))
-                }
-                Err(e) => match RowError::from_api(&e) {
-                    Some(re) => Err(re),
-                    None => return Err(e),
-                },
-            };
-            outcomes.push(self.outcome(raw.row_no, &row.reference, Some(loan.id), result));
-        }
+                let Some(loan) = loan else {
+                    let field = match row.target {
+                        Target::Loan(_) => "loan_id",
+                        Target::Account(_) => "bank_account_no",
+                    };
+                    let e = RowError {
+                        code: "not_found".into(),
+                        field: Some(field.into()),
+                        message: format!("no loan of this bank with this {field}"),
+                    };
+                    return Work::Refused(raw.row_no, row.reference, None, e);
+                };
+                Work::Apply(raw.row_no, row, (*loan).clone())
+            })
+            .collect();
+        // The whole chunk at once, in a savepoint: its statements cannot fail for one row's
+        // sake (every row was checked in memory), but should one fail anyway (a reference
+        // raced in by a loan of a fund first seen later), the chunk goes row by row.
+        let together = {
+            let this = &*self;
+            conn.transaction::<_, ApiError, _>(async |c| this.together(c, &work).await)
+                .await
+        };
+        let (outcomes, repaid, created) = match together {
+            Ok(t) => t,
+            Err(e) => {
+                tracing::warn!(error = %e, "repayment file chunk applied row by row");
+                self.one_by_one(conn, work).await?
+            }
+        };
+        self.created.extend(created);
         let mut repaid: Vec<_> = repaid.into_iter().collect();
         repaid.sort();
         for (fund_id, amount) in repaid {

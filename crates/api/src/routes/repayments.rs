@@ -18,10 +18,9 @@ use actix_web::http::StatusCode;
 use actix_web::{get, post, web, HttpResponse};
 use chrono::{DateTime, NaiveDate, Utc};
 use danbao_domain::{
-    allocate, build_schedule, Instalment, InterestConvention, Money, Position, Rate, Repayment,
-    ScheduleMethod,
+    allocate, build_schedule, Allocation, Instalment, InterestConvention, Money, Position, Rate,
+    Repayment, ScheduleMethod,
 };
-use danbao_persistence::diesel::result::{DatabaseErrorKind, Error as DieselError};
 use danbao_persistence::diesel_async::{AsyncConnection, AsyncPgConnection};
 use danbao_persistence::models::loan::LoanRow;
 use danbao_persistence::models::policy::PolicyRow;
@@ -177,16 +176,13 @@ pub async fn loans_with_positions(
             .collect();
     }
     let policy_ids: Vec<Uuid> = loans.iter().map(|l| l.policy_id).collect();
-    let many = repo::repayment::books_of_many(conn, &disbursed, &policy_ids).await?;
-    let mut instalments: HashMap<Uuid, Vec<InstalmentRow>> = HashMap::new();
-    for i in many.instalments {
-        instalments.entry(i.loan_id).or_default().push(i);
-    }
-    let mut repayments: HashMap<Uuid, Vec<(RepaymentRow, bool)>> = HashMap::new();
-    for r in many.repayments {
-        repayments.entry(r.0.loan_id).or_default().push(r);
-    }
-    let policies: HashMap<Uuid, PolicyRow> = many.policies.into_iter().map(|p| (p.id, p)).collect();
+    let repo::repayment::GroupedBooks {
+        instalments,
+        mut repayments,
+        policies,
+    } = repo::repayment::books_of_many(conn, &disbursed, &policy_ids)
+        .await?
+        .grouped();
     loans
         .into_iter()
         .map(|l| {
@@ -215,24 +211,13 @@ pub(crate) async fn reallocate(
     loan_id: Uuid,
     pos: &Position<Uuid>,
 ) -> ApiResult<()> {
-    let current: HashMap<Uuid, AllocationRow> =
+    let mut current: HashMap<Uuid, AllocationRow> =
         repo::repayment::current_allocations(conn, &[loan_id])
             .await?
             .into_iter()
             .map(|a| (a.repayment_id, a))
             .collect();
-    let changed: Vec<AllocationRow> = pos
-        .allocations
-        .iter()
-        .map(|a| AllocationRow {
-            repayment_id: a.repayment_id,
-            loan_id,
-            to_penalty: a.to_penalty.amount(),
-            to_interest: a.to_interest.amount(),
-            to_principal: a.to_principal.amount(),
-        })
-        .filter(|a| current.get(&a.repayment_id) != Some(a))
-        .collect();
+    let changed = changed_allocations(loan_id, pos, &mut current);
     repo::repayment::append_allocations(conn, &changed).await?;
     crate::facts::refresh(conn, loan_id, pos).await
 }
@@ -566,47 +551,54 @@ impl Applied {
     }
 }
 
-/// Applies one repayment inside the caller's transaction: the reference check, the
-/// allocation, the fund's outstanding guaranteed, settlement and the `repayment.recorded`
-/// audit event. The caller must already hold the lock on the loan's fund (lock order: fund,
-/// then loan); this locks the loan. Errors (`not_found`, `duplicate_reference`,
-/// `invalid_state`, `overpayment`, `validation_failed`) leave the transaction usable only if
-/// the caller wrapped the call in a savepoint.
-pub async fn apply_repayment(
-    conn: &mut AsyncPgConnection,
-    audit: &Audit<'_>,
+/// The repayment that already carries the reference: the same loan, value date and amount
+/// is a resend (its id: nothing moves); anything else is `duplicate_reference`.
+pub(crate) fn resend_of(
+    first: &RepaymentRow,
+    loan_id: Uuid,
     input: &RepaymentInput<'_>,
-) -> ApiResult<Applied> {
-    let (reference, today) = (input.reference, input.today);
-    let loan = repo::loan::lock(conn, input.loan_id)
-        .await?
-        .ok_or(ApiError::NotFound)?;
-    let fund_id = loan.fund_id;
-    if let Some(first) = repo::repayment::find_by_reference(conn, loan.bank_id, reference).await? {
-        if first.loan_id == loan.id
-            && first.value_date == input.value_date
-            && first.amount == input.amount.amount()
-        {
-            let answer = answer_for(conn, loan, first.id, today).await?;
-            return Ok(Applied {
-                status: StatusCode::OK,
-                answer,
-                principal_repaid: Decimal::ZERO,
-            });
-        }
-        return Err(ApiError::conflict(
-            "duplicate_reference",
-            format!(
-                "bank_reference {reference} was already reported with other content (loan, value date or amount)"
-            ),
-        ));
+) -> ApiResult<Uuid> {
+    if first.loan_id == loan_id
+        && first.value_date == input.value_date
+        && first.amount == input.amount.amount()
+    {
+        return Ok(first.id);
     }
+    let reference = input.reference;
+    Err(ApiError::conflict(
+        "duplicate_reference",
+        format!(
+            "bank_reference {reference} was already reported with other content (loan, value date or amount)"
+        ),
+    ))
+}
+
+/// What a new repayment does to its loan, decided from the books before anything is written.
+pub(crate) struct Plan {
+    /// The repayment to insert, with its allocation.
+    pub row: RepaymentRow,
+    pub alloc: Allocation<Uuid>,
+    /// The loan's position with it.
+    pub after: Position<Uuid>,
+    /// Principal it pays off, net of what it moves on other repayments.
+    pub repaid: Decimal,
+    /// The day the loan becomes settled, when it pays an active loan off.
+    pub settles_on: Option<NaiveDate>,
+}
+
+/// Plans a new repayment on `loan` (locked, with its `books`): the state check, the value
+/// date, the allocation (`overpayment` and the like). Pure: the single route and the file
+/// path share it, so both refuse and allocate alike.
+pub(crate) fn plan_repayment(
+    loan: &LoanRow,
+    books: Option<&Books>,
+    input: &RepaymentInput<'_>,
+    created_by: Uuid,
+) -> ApiResult<Plan> {
     if loan.status != "active" && loan.status != "settled" {
-        return Err(invalid_state(&loan, "repaid"));
+        return Err(invalid_state(loan, "repaid"));
     }
-    let books = Books::load(conn, &loan)
-        .await?
-        .ok_or_else(|| invalid_state(&loan, "repaid"))?;
+    let books = books.ok_or_else(|| invalid_state(loan, "repaid"))?;
     if input.value_date < books.start {
         return Err(ApiError::validation(
             "value_date",
@@ -615,13 +607,12 @@ pub async fn apply_repayment(
     }
     let new_id = Uuid::now_v7();
     let mut counting = books.counting(None)?;
-    let new = Repayment {
+    counting.push(Repayment {
         id: new_id,
         value_date: input.value_date,
         amount: input.amount,
-    };
-    counting.push(new);
-    let as_of = horizon(today, &counting);
+    });
+    let as_of = horizon(input.today, &counting);
     let after = books.position(&counting, as_of)?;
     counting.pop();
     let before = books.position(&counting, as_of)?;
@@ -629,67 +620,183 @@ pub async fn apply_repayment(
         .allocations
         .iter()
         .find(|a| a.repayment_id == new_id)
+        .cloned()
         .ok_or_else(|| internal("the new repayment was not allocated"))?;
-    let row = repo::repayment::insert(
-        conn,
-        &RepaymentRow {
-            id: new_id,
-            loan_id: loan.id,
-            bank_id: loan.bank_id,
-            bank_reference: reference.to_owned(),
-            value_date: input.value_date,
-            amount: input.amount.amount(),
-            to_penalty: alloc.to_penalty.amount(),
-            to_interest: alloc.to_interest.amount(),
-            to_principal: alloc.to_principal.amount(),
-            created_by: audit.principal.id,
-            created_at: Utc::now(),
+    let row = RepaymentRow {
+        id: new_id,
+        loan_id: loan.id,
+        bank_id: loan.bank_id,
+        bank_reference: input.reference.to_owned(),
+        value_date: input.value_date,
+        amount: input.amount.amount(),
+        to_penalty: alloc.to_penalty.amount(),
+        to_interest: alloc.to_interest.amount(),
+        to_principal: alloc.to_principal.amount(),
+        created_by,
+        created_at: Utc::now(),
+    };
+    let settles_on = (after.settled && loan.status == "active")
+        .then(|| after.settled_on.unwrap_or(input.value_date));
+    Ok(Plan {
+        repaid: after.principal_paid.amount() - before.principal_paid.amount(),
+        row,
+        alloc,
+        after,
+        settles_on,
+    })
+}
+
+impl Plan {
+    /// The `repayment.recorded` audit event.
+    pub(crate) fn event(
+        &self,
+        audit: &Audit<'_>,
+        input: &RepaymentInput<'_>,
+    ) -> danbao_persistence::models::audit_event::NewAuditEvent {
+        let alloc = &self.alloc;
+        audit.event(
+            "repayment.recorded",
+            "loan",
+            self.row.loan_id,
+            Some(input.region_code),
+            serde_json::json!({ "repayment_id": self.row.id, "bank_reference": input.reference, "value_date": input.value_date,
+                "amount": input.amount, "to_penalty": alloc.to_penalty, "to_interest": alloc.to_interest,
+                "to_principal": alloc.to_principal, "settled": self.after.settled }),
+        )
+    }
+}
+
+/// The allocations of `pos` that differ from `current` (a new repayment has none yet);
+/// `current` is brought up to date.
+pub(crate) fn changed_allocations(
+    loan_id: Uuid,
+    pos: &Position<Uuid>,
+    current: &mut HashMap<Uuid, AllocationRow>,
+) -> Vec<AllocationRow> {
+    let mut changed = Vec::new();
+    for a in &pos.allocations {
+        let row = AllocationRow {
+            repayment_id: a.repayment_id,
+            loan_id,
+            to_penalty: a.to_penalty.amount(),
+            to_interest: a.to_interest.amount(),
+            to_principal: a.to_principal.amount(),
+        };
+        if current.get(&a.repayment_id) != Some(&row) {
+            current.insert(a.repayment_id, row.clone());
+            changed.push(row);
+        }
+    }
+    changed
+}
+
+/// Applies one repayment inside the caller's transaction: the reference check, the
+/// allocation, the fund's outstanding guaranteed, settlement and the `repayment.recorded`
+/// audit event. The caller must already hold the lock on the loan's fund (lock order: fund,
+/// then loan); this locks the loan. Errors (`not_found`, `duplicate_reference`,
+/// `invalid_state`, `overpayment`, `validation_failed`) leave the transaction usable only if
+/// the caller wrapped the call in a savepoint.
+///
+/// Four round trips for a new repayment: the loan's lock; its books, current allocations and
+/// extension (pipelined); the insert, which is also the reference check (`ON CONFLICT DO
+/// NOTHING`: a resend is the rare case, looked up only then); and the writes (allocations,
+/// facts, the fund's total, settlement, audit), pipelined.
+pub async fn apply_repayment(
+    conn: &mut AsyncPgConnection,
+    audit: &Audit<'_>,
+    input: &RepaymentInput<'_>,
+) -> ApiResult<Applied> {
+    let today = input.today;
+    let mut loan = repo::loan::lock(conn, input.loan_id)
+        .await?
+        .ok_or(ApiError::NotFound)?;
+    let fund_id = loan.fund_id;
+    let open = loan.disbursed_on.is_some() && (loan.status == "active" || loan.status == "settled");
+    let (books, policy, mut current, first_extended) = if open {
+        let w = repo::repayment::books_for_write(conn, loan.id, loan.policy_id).await?;
+        let policy = w.policy.ok_or_else(|| internal("policy missing"))?;
+        let books = Books::from_rows(&loan, &policy, &w.instalments, w.repayments)?;
+        let current: HashMap<Uuid, AllocationRow> =
+            w.current.into_iter().map(|a| (a.repayment_id, a)).collect();
+        let first_extended = w.first_extended.and_then(|f| u32::try_from(f).ok());
+        (books, Some(policy), current, first_extended)
+    } else {
+        (None, None, HashMap::new(), None)
+    };
+    // The reference is checked before anything else: a resend answers with the first
+    // repayment even when applying it again would now be refused.
+    let plan = match plan_repayment(&loan, books.as_ref(), input, audit.principal.id) {
+        Ok(plan) => plan,
+        Err(e) => {
+            return match repo::repayment::find_by_reference(conn, loan.bank_id, input.reference)
+                .await?
+            {
+                Some(first) => resend(conn, loan, &first, input).await,
+                None => Err(e),
+            }
+        }
+    };
+    let Some(row) = repo::repayment::insert_new(conn, &plan.row).await? else {
+        let first = repo::repayment::find_by_reference(conn, loan.bank_id, input.reference)
+            .await?
+            .ok_or_else(|| internal("the conflicting reference is not visible"))?;
+        return resend(conn, loan, &first, input).await;
+    };
+    let policy = policy.ok_or_else(|| internal("policy missing"))?;
+    let changed = changed_allocations(loan.id, &plan.after, &mut current);
+    let (facts, payments) = crate::facts::facts_of(&loan, &policy, first_extended, &plan.after)?;
+    let event = plan.event(audit, input);
+    let repaid = plan.repaid;
+    let c: &AsyncPgConnection = conn;
+    let (_, (), (), (), settled) = futures_util::future::try_join5(
+        repo::repayment::append_allocations(c, &changed),
+        repo::stats::replace_facts(c, loan.id, &facts, &payments),
+        async {
+            if !repaid.is_zero() && !input.defer_fund_totals {
+                repo::fund::add_to_totals(c, fund_id, Decimal::ZERO, -repaid).await?;
+            }
+            Ok(())
+        },
+        repo::audit::record(c, &event),
+        async {
+            match plan.settles_on {
+                Some(on) => repo::repayment::set_settled(c, loan.id, Some(on))
+                    .await
+                    .map(Some),
+                None => Ok(None),
+            }
         },
     )
-    .await
-    .map_err(|e| match &e {
-        // Only a report on another loan (so under another fund's lock) can race us to
-        // the reference: different content, whatever else it carries.
-        DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, info)
-            if info.constraint_name() == Some("repayments_bank_reference_key") =>
-        {
-            ApiError::conflict(
-                "duplicate_reference",
-                format!("bank_reference {reference} was already reported with other content"),
-            )
-        }
-        _ => ApiError::from(e),
-    })?;
-    reallocate(conn, loan.id, &after).await?;
-    let repaid = after.principal_paid.amount() - before.principal_paid.amount();
-    if !repaid.is_zero() && !input.defer_fund_totals {
-        repo::fund::add_to_totals(conn, fund_id, Decimal::ZERO, -repaid).await?;
+    .await?;
+    if let Some(l) = settled {
+        loan = l;
     }
-    let loan = if after.settled && loan.status == "active" {
-        repo::repayment::set_settled(conn, loan.id, after.settled_on.or(Some(input.value_date)))
-            .await?
-    } else {
-        loan
-    };
-    let event = audit.event(
-        "repayment.recorded",
-        "loan",
-        loan.id,
-        Some(input.region_code),
-        serde_json::json!({ "repayment_id": row.id, "bank_reference": reference, "value_date": input.value_date,
-            "amount": input.amount, "to_penalty": alloc.to_penalty, "to_interest": alloc.to_interest,
-            "to_principal": alloc.to_principal, "settled": after.settled }),
-    );
-    repo::audit::record(conn, &event).await?;
     let answer = RepaymentAnswer {
         repayment: repayment_view(row, false, None)?,
         loan_status: loan.status.clone(),
-        position: loan_view_with(loan, today, Some(&after))?.position,
+        position: loan_view_with(loan, today, Some(&plan.after))?.position,
     };
     Ok(Applied {
         status: StatusCode::CREATED,
         answer,
         principal_repaid: repaid,
+    })
+}
+
+/// A repayment whose reference was reported before: the first one when the content is the
+/// same (200, nothing moves), else `duplicate_reference`.
+async fn resend(
+    conn: &mut AsyncPgConnection,
+    loan: LoanRow,
+    first: &RepaymentRow,
+    input: &RepaymentInput<'_>,
+) -> ApiResult<Applied> {
+    let id = resend_of(first, loan.id, input)?;
+    let answer = answer_for(conn, loan, id, input.today).await?;
+    Ok(Applied {
+        status: StatusCode::OK,
+        answer,
+        principal_repaid: Decimal::ZERO,
     })
 }
 

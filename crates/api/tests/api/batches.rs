@@ -729,3 +729,222 @@ async fn batch_concurrent_files_and_single_repayments_do_not_deadlock() {
     );
     funds_reconcile(&app).await;
 }
+
+async fn text(app: &TestApp, sql: &str) -> String {
+    #[derive(QueryableByName)]
+    struct Row {
+        #[diesel(sql_type = danbao_persistence::diesel::sql_types::Nullable<Text>)]
+        t: Option<String>,
+    }
+    let mut conn = app.db.connect().await;
+    let r: Row = sql_query(sql).get_result(&mut conn).await.unwrap();
+    r.t.unwrap_or_default()
+}
+
+/// What a loan's books say: status, position, its repayments' current allocations and its
+/// statistics facts (everything but the ids).
+async fn books_of(app: &TestApp, token: &str, loan: &str) -> Value {
+    let (s, l) = app.get_json(&format!("/v1/loans/{loan}"), token).await;
+    assert_eq!(s, 200, "{l}");
+    let (s, r) = app
+        .get_json(&format!("/v1/loans/{loan}/repayments"), token)
+        .await;
+    assert_eq!(s, 200, "{r}");
+    let repayments: Vec<Value> = r["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| {
+            json!([
+                i["value_date"],
+                i["amount"],
+                i["to_penalty"],
+                i["to_interest"],
+                i["to_principal"],
+                i["reversed"]
+            ])
+        })
+        .collect();
+    let facts = text(
+        app,
+        &format!(
+            "SELECT string_agg(concat_ws('|', number, due_date, principal, interest, subsidy, extended, paid_on), ';' ORDER BY number) AS t
+             FROM instalment_facts WHERE loan_id = '{loan}'"
+        ),
+    )
+    .await;
+    let payments = text(
+        app,
+        &format!(
+            "SELECT string_agg(concat_ws('|', number, value_date, principal), ';' ORDER BY number, value_date) AS t
+             FROM principal_payments WHERE loan_id = '{loan}'"
+        ),
+    )
+    .await;
+    json!({ "status": l["status"], "position": l["position"], "repayments": repayments,
+        "facts": facts, "principal_payments": payments })
+}
+
+/// The rows of the file that apply a chunk at once, sent instead one by one to the single
+/// route on twin loans: the same outcomes and the same books, row for row. The rows hit the
+/// cases a chunk applied in memory could get wrong: several rows for one loan, a backdated row
+/// that moves earlier allocations, an overpayment among good rows of the same loan, a row
+/// that settles its loan followed by another for it, a resend and a clash inside the chunk,
+/// a reference of one loan sent for another.
+#[tokio::test]
+async fn batch_chunk_applies_exactly_like_single_repayments() {
+    let app = spawn_app().await;
+    let desk = app.desk("200000.00").await;
+    let bank = banks(&app, &desk).await;
+    let mut file_loans = Vec::new();
+    let mut single_loans = Vec::new();
+    for seq in 1..=3 {
+        file_loans.push(active(&app, &desk, &bank.a, &desk.p.bank_a, seq).await);
+        single_loans.push(active(&app, &desk, &bank.a, &desk.p.bank_a, 10 + seq).await);
+    }
+    let (_, l) = app
+        .get_json(&format!("/v1/loans/{}", file_loans[2]), &bank.a)
+        .await;
+    let payoff = l["position"]["payoff_amount"].as_str().unwrap().to_owned();
+    let today = l["position"]["as_of"].as_str().unwrap().to_owned();
+    let rows: Vec<(usize, &str, &str, &str)> = vec![
+        (0, "R1", "2025-02-15", "1043.50"),
+        (0, "R2", "2025-03-15", "100.00"),
+        (1, "R3", "2025-04-01", "500.00"),
+        (0, "R4", "2025-02-01", "50.00"),
+        (1, "R5", "2025-03-01", "999999.00"),
+        (1, "R6", "2025-03-02", "20.00"),
+        (2, "R7", &today, &payoff),
+        (2, "R8", "2025-03-01", "10.00"),
+        (0, "R2", "2025-03-15", "100.00"),
+        (0, "R4", "2025-02-01", "51.00"),
+        (1, "R1", "2025-02-15", "1043.50"),
+        (0, "R9", "2025-01-20", "7.00"),
+    ];
+    let mut file = String::from("bank_reference,value_date,amount,loan_id\n");
+    for (k, r, d, a) in &rows {
+        file.push_str(&format!("F-{r},{d},{a},{}\n", file_loans[*k]));
+    }
+    let v = json_of(csv(&app, &bank.a, "", &file).await, 201).await;
+    let from_file: Vec<String> = v["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| match i["outcome"].as_str().unwrap() {
+            "failed" => i["error"]["code"].as_str().unwrap().to_owned(),
+            o => o.to_owned(),
+        })
+        .collect();
+    let mut one_by_one = Vec::new();
+    for (k, r, d, a) in &rows {
+        let resp = app
+            .call(
+                Method::POST,
+                &format!("/v1/loans/{}/repayments", single_loans[*k]),
+                Some(&bank.a),
+                Some(json!({ "bank_reference": format!("S-{r}"), "value_date": d, "amount": a })),
+            )
+            .await;
+        let status = resp.status().as_u16();
+        let body: Value = resp.json().await.unwrap();
+        one_by_one.push(match status {
+            201 => "applied".to_owned(),
+            200 => "duplicate".to_owned(),
+            _ => body["code"].as_str().unwrap().to_owned(),
+        });
+    }
+    assert_eq!(from_file, one_by_one);
+    assert_eq!(
+        from_file,
+        [
+            "applied",
+            "applied",
+            "applied",
+            "applied",
+            "overpayment",
+            "applied",
+            "applied",
+            "overpayment",
+            "duplicate",
+            "duplicate_reference",
+            "duplicate_reference",
+            "applied"
+        ]
+    );
+    for (f, s) in file_loans.iter().zip(&single_loans) {
+        let (fb, sb) = (
+            books_of(&app, &bank.a, f).await,
+            books_of(&app, &bank.a, s).await,
+        );
+        assert_eq!(fb, sb);
+    }
+    let settled = books_of(&app, &bank.a, &file_loans[2]).await;
+    assert_eq!(settled["status"], "settled");
+    // The backdated rows moved R1 and R2: their allocations were appended again.
+    assert!(
+        count(
+            &app,
+            &format!(
+                "SELECT count(*) AS n FROM repayment_allocations WHERE loan_id = '{}'",
+                file_loans[0]
+            )
+        )
+        .await
+            > 4
+    );
+    assert_eq!(
+        count(
+            &app,
+            "SELECT count(*) AS n FROM audit_events WHERE action = 'repayment.recorded'"
+        )
+        .await,
+        14,
+        "seven rows applied on each side"
+    );
+    let today = chrono::Utc::now()
+        .with_timezone(&chrono_tz::Asia::Shanghai)
+        .date_naive();
+    let report = danbao_api::verify::run(&app.db.url, today).await.unwrap();
+    assert!(report.ok(), "{report:#?}");
+}
+
+/// Should a chunk's set write fail (here a trigger refuses multi-row inserts of repayments),
+/// the chunk goes row by row and every row still gets its own outcome.
+#[tokio::test]
+async fn batch_chunk_falls_back_to_row_by_row_when_its_set_write_fails() {
+    let app = spawn_app().await;
+    let desk = app.desk("100000.00").await;
+    let bank = banks(&app, &desk).await;
+    let l1 = active(&app, &desk, &bank.a, &desk.p.bank_a, 1).await;
+    let l2 = active(&app, &desk, &bank.a, &desk.p.bank_a, 2).await;
+    {
+        let mut conn = app.db.connect().await;
+        for sql in [
+            "CREATE FUNCTION one_at_a_time() RETURNS trigger LANGUAGE plpgsql AS $$
+             BEGIN
+               IF (SELECT count(*) FROM new_rows) > 1 THEN RAISE unique_violation USING MESSAGE = 'one at a time'; END IF;
+               RETURN NULL;
+             END $$",
+            "CREATE TRIGGER one_at_a_time AFTER INSERT ON repayments REFERENCING NEW TABLE AS new_rows
+             FOR EACH STATEMENT EXECUTE FUNCTION one_at_a_time()",
+        ] {
+            sql_query(sql).execute(&mut conn).await.unwrap();
+        }
+    }
+    let file = format!(
+        "bank_reference,value_date,amount,loan_id\n\
+         G-1,2025-02-15,100.00,{l1}\n\
+         G-2,2025-02-16,100.00,{l2}\n\
+         B-over,2025-02-17,999999.00,{l1}\n\
+         G-3,2025-02-18,100.00,{l1}\n\
+         G-1,2025-02-15,100.00,{l1}\n"
+    );
+    let v = json_of(csv(&app, &bank.a, "", &file).await, 201).await;
+    assert_eq!(
+        outcomes(&v),
+        ["applied", "applied", "failed", "applied", "duplicate"]
+    );
+    assert_eq!(v["items"][2]["error"]["code"], "overpayment");
+    assert_eq!(count(&app, "SELECT count(*) AS n FROM repayments").await, 3);
+    funds_reconcile(&app).await;
+}

@@ -4,13 +4,28 @@ use diesel::prelude::*;
 use diesel::QueryResult;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 
-/// Append one event. Call it inside the transaction of the change it describes.
-pub async fn record(conn: &mut AsyncPgConnection, event: &NewAuditEvent) -> QueryResult<()> {
+/// Append one event. Call it inside the transaction of the change it describes. (A shared
+/// connection: it can be pipelined with the change's other writes.)
+pub async fn record(mut conn: &AsyncPgConnection, event: &NewAuditEvent) -> QueryResult<()> {
     diesel::insert_into(audit_events::table)
         .values(event)
-        .execute(conn)
+        .execute(&mut conn)
         .await
         .map(|_| ())
+}
+
+/// Append many events, in their order, in as few statements as the bind limit allows.
+pub async fn record_many(
+    conn: &mut AsyncPgConnection,
+    events: &[NewAuditEvent],
+) -> QueryResult<()> {
+    for part in events.chunks(super::repayment::rows_per_insert(10)) {
+        diesel::insert_into(audit_events::table)
+            .values(part)
+            .execute(conn)
+            .await?;
+    }
+    Ok(())
 }
 
 #[derive(Debug, Clone, Default)]

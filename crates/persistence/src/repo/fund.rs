@@ -38,8 +38,9 @@ pub async fn lock(conn: &mut AsyncPgConnection, id: Uuid) -> QueryResult<Option<
 }
 
 /// Moves the running totals; call with the row locked.
+/// Takes a shared connection so that it can be pipelined with other writes.
 pub async fn add_to_totals(
-    conn: &mut AsyncPgConnection,
+    mut conn: &AsyncPgConnection,
     id: Uuid,
     balance_delta: Decimal,
     outstanding_delta: Decimal,
@@ -51,7 +52,7 @@ pub async fn add_to_totals(
             funds::updated_at.eq(diesel::dsl::now),
         ))
         .returning(FundRow::as_returning())
-        .get_result(conn)
+        .get_result(&mut conn)
         .await
 }
 

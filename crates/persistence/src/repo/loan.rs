@@ -33,6 +33,18 @@ pub async fn lock(conn: &mut AsyncPgConnection, id: Uuid) -> QueryResult<Option<
         .optional()
 }
 
+/// Locks the loans in id order (so that two writers locking overlapping sets cannot
+/// deadlock) and returns them: one query.
+pub async fn lock_many(conn: &mut AsyncPgConnection, ids: &[Uuid]) -> QueryResult<Vec<LoanRow>> {
+    loans::table
+        .filter(loans::id.eq_any(ids))
+        .order(loans::id.asc())
+        .select(LoanRow::as_select())
+        .for_update()
+        .load(conn)
+        .await
+}
+
 /// Does this person hold an unsettled guaranteed loan (other than `except`)?
 pub async fn person_has_unsettled(
     conn: &mut AsyncPgConnection,

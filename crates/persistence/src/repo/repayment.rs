@@ -4,12 +4,14 @@ use crate::models::loan::LoanRow;
 use crate::models::policy::PolicyRow;
 use crate::models::repayment::{AllocationRow, InstalmentRow, RepaymentRow, ReversalRow};
 use crate::schema::{
-    instalments, loans, policies, repayment_allocations, repayment_reversals, repayments,
+    instalments, loan_extensions, loans, policies, repayment_allocations, repayment_reversals,
+    repayments,
 };
 use chrono::NaiveDate;
 use diesel::prelude::*;
 use diesel::QueryResult;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
+use std::collections::HashMap;
 use uuid::Uuid;
 
 pub struct Disbursement<'a> {
@@ -41,7 +43,7 @@ pub async fn disburse(
 
 /// `settled_on` Some: the loan is settled and its guarantee released on that day; None: active.
 pub async fn set_settled(
-    conn: &mut AsyncPgConnection,
+    mut conn: &AsyncPgConnection,
     id: Uuid,
     settled_on: Option<NaiveDate>,
 ) -> QueryResult<LoanRow> {
@@ -56,7 +58,7 @@ pub async fn set_settled(
             loans::updated_at.eq(diesel::dsl::now),
         ))
         .returning(LoanRow::as_returning())
-        .get_result(conn)
+        .get_result(&mut conn)
         .await
 }
 
@@ -125,6 +127,118 @@ pub async fn find_by_reference(
         .optional()
 }
 
+/// The bank's repayments carrying any of these references: one query.
+pub async fn by_references(
+    conn: &mut AsyncPgConnection,
+    bank_id: Uuid,
+    references: &[String],
+) -> QueryResult<Vec<RepaymentRow>> {
+    repayments::table
+        .filter(repayments::bank_id.eq(bank_id))
+        .filter(repayments::bank_reference.eq_any(references))
+        .select(RepaymentRow::as_select())
+        .load(conn)
+        .await
+}
+
+/// PostgreSQL takes at most 65,535 bind parameters per statement: rows per multi-row INSERT
+/// for a table of `columns` columns.
+pub(crate) fn rows_per_insert(columns: usize) -> usize {
+    65_535 / columns
+}
+
+/// Many repayments in as few statements as the bind limit allows.
+pub async fn insert_many(
+    conn: &mut AsyncPgConnection,
+    rows: &[RepaymentRow],
+) -> QueryResult<usize> {
+    let mut n = 0;
+    for part in rows.chunks(rows_per_insert(10)) {
+        n += diesel::insert_into(repayments::table)
+            .values(part)
+            .execute(conn)
+            .await?;
+    }
+    Ok(n)
+}
+
+/// Inserts the repayment unless its bank already has one with its reference (then `None`):
+/// the duplicate check and the insert in one statement.
+pub async fn insert_new(
+    conn: &mut AsyncPgConnection,
+    row: &RepaymentRow,
+) -> QueryResult<Option<RepaymentRow>> {
+    diesel::insert_into(repayments::table)
+        .values(row)
+        .on_conflict((repayments::bank_id, repayments::bank_reference))
+        .do_nothing()
+        .returning(RepaymentRow::as_returning())
+        .get_result(conn)
+        .await
+        .optional()
+}
+
+/// What applying a repayment to a locked loan reads, in one round trip (the queries are
+/// pipelined): its policy, current schedule, repayments (with the reversed flag), their
+/// current allocations and the first instalment of its extension, if any.
+pub struct WriteBooks {
+    pub policy: Option<PolicyRow>,
+    pub instalments: Vec<InstalmentRow>,
+    pub repayments: Vec<(RepaymentRow, bool)>,
+    pub current: Vec<AllocationRow>,
+    pub first_extended: Option<i32>,
+}
+
+pub async fn books_for_write(
+    mut conn: &AsyncPgConnection,
+    loan_id: Uuid,
+    policy_id: Uuid,
+) -> QueryResult<WriteBooks> {
+    let policy = policies::table
+        .find(policy_id)
+        .select(PolicyRow::as_select())
+        .load(&mut conn);
+    let instalments = instalments::table
+        .inner_join(loans::table)
+        .filter(instalments::loan_id.eq(loan_id))
+        .filter(instalments::version.eq(loans::schedule_version))
+        .order(instalments::number.asc())
+        .select(InstalmentRow::as_select())
+        .load(&mut conn);
+    let repayments = repayments::table
+        .left_join(repayment_reversals::table)
+        .filter(repayments::loan_id.eq(loan_id))
+        .order((repayments::created_at.asc(), repayments::id.asc()))
+        .select((
+            RepaymentRow::as_select(),
+            repayment_reversals::repayment_id.nullable().is_not_null(),
+        ))
+        .load(&mut conn);
+    let current = repayment_allocations::table
+        .filter(repayment_allocations::loan_id.eq(loan_id))
+        .distinct_on(repayment_allocations::repayment_id)
+        .order((
+            repayment_allocations::repayment_id.asc(),
+            repayment_allocations::id.desc(),
+        ))
+        .select(AllocationRow::as_select())
+        .load(&mut conn);
+    let extension = loan_extensions::table
+        .find(loan_id)
+        .select(loan_extensions::first_extended)
+        .load::<i32>(&mut conn);
+    let (policy, instalments, repayments, current, extension) =
+        futures_util::future::try_join5(policy, instalments, repayments, current, extension)
+            .await?;
+    Ok(WriteBooks {
+        policy: policy.into_iter().next(),
+        instalments,
+        repayments,
+        current,
+        first_extended: extension.into_iter().next(),
+    })
+}
+
 pub async fn insert(conn: &mut AsyncPgConnection, row: &RepaymentRow) -> QueryResult<RepaymentRow> {
     diesel::insert_into(repayments::table)
         .values(row)
@@ -162,6 +276,31 @@ pub struct ManyBooks {
     pub instalments: Vec<InstalmentRow>,
     pub repayments: Vec<(RepaymentRow, bool)>,
     pub policies: Vec<PolicyRow>,
+}
+
+/// [`ManyBooks`] grouped: schedules and repayments by loan (in their order), policies by id.
+pub struct GroupedBooks {
+    pub instalments: HashMap<Uuid, Vec<InstalmentRow>>,
+    pub repayments: HashMap<Uuid, Vec<(RepaymentRow, bool)>>,
+    pub policies: HashMap<Uuid, PolicyRow>,
+}
+
+impl ManyBooks {
+    pub fn grouped(self) -> GroupedBooks {
+        let mut instalments: HashMap<Uuid, Vec<InstalmentRow>> = HashMap::new();
+        for i in self.instalments {
+            instalments.entry(i.loan_id).or_default().push(i);
+        }
+        let mut repayments: HashMap<Uuid, Vec<(RepaymentRow, bool)>> = HashMap::new();
+        for r in self.repayments {
+            repayments.entry(r.0.loan_id).or_default().push(r);
+        }
+        GroupedBooks {
+            instalments,
+            repayments,
+            policies: self.policies.into_iter().map(|p| (p.id, p)).collect(),
+        }
+    }
 }
 
 pub async fn books_of_many(
@@ -217,14 +356,15 @@ pub async fn current_allocations(
 }
 
 pub async fn append_allocations(
-    conn: &mut AsyncPgConnection,
+    mut conn: &AsyncPgConnection,
     rows: &[AllocationRow],
 ) -> QueryResult<usize> {
-    if rows.is_empty() {
-        return Ok(0);
+    let mut n = 0;
+    for part in rows.chunks(rows_per_insert(5)) {
+        n += diesel::insert_into(repayment_allocations::table)
+            .values(part)
+            .execute(&mut conn)
+            .await?;
     }
-    diesel::insert_into(repayment_allocations::table)
-        .values(rows)
-        .execute(conn)
-        .await
+    Ok(n)
 }

@@ -9,27 +9,43 @@ use uuid::Uuid;
 
 /// Replaces the loan's facts with these.
 pub async fn replace_facts(
-    conn: &mut AsyncPgConnection,
+    conn: &AsyncPgConnection,
     loan_id: Uuid,
     facts: &[InstalmentFactRow],
     payments: &[PrincipalPaymentRow],
 ) -> QueryResult<()> {
-    diesel::delete(principal_payments::table.filter(principal_payments::loan_id.eq(loan_id)))
-        .execute(conn)
+    replace_facts_of_many(conn, &[loan_id], facts, payments).await
+}
+
+/// Replaces the facts of all these loans with these (the facts of those loans only): one
+/// DELETE per table, and one multi-row INSERT per table as far as the bind limit allows.
+/// (A shared connection, so that it can be pipelined with other writes; its own statements
+/// run one after the other, deletes first.)
+pub async fn replace_facts_of_many(
+    mut conn: &AsyncPgConnection,
+    loan_ids: &[Uuid],
+    facts: &[InstalmentFactRow],
+    payments: &[PrincipalPaymentRow],
+) -> QueryResult<()> {
+    if loan_ids.is_empty() {
+        return Ok(());
+    }
+    diesel::delete(principal_payments::table.filter(principal_payments::loan_id.eq_any(loan_ids)))
+        .execute(&mut conn)
         .await?;
-    diesel::delete(instalment_facts::table.filter(instalment_facts::loan_id.eq(loan_id)))
-        .execute(conn)
+    diesel::delete(instalment_facts::table.filter(instalment_facts::loan_id.eq_any(loan_ids)))
+        .execute(&mut conn)
         .await?;
-    if !facts.is_empty() {
+    for part in facts.chunks(super::repayment::rows_per_insert(8)) {
         diesel::insert_into(instalment_facts::table)
-            .values(facts)
-            .execute(conn)
+            .values(part)
+            .execute(&mut conn)
             .await?;
     }
-    if !payments.is_empty() {
+    for part in payments.chunks(super::repayment::rows_per_insert(4)) {
         diesel::insert_into(principal_payments::table)
-            .values(payments)
-            .execute(conn)
+            .values(part)
+            .execute(&mut conn)
             .await?;
     }
     Ok(())
