@@ -5,4 +5,5 @@ mod load;
 mod outage;
 mod overload;
 mod shutdown;
-mod world;
+// Also the world of import_repayments.rs.
+pub(crate) mod world;
