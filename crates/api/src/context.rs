@@ -125,3 +125,30 @@ mod tests {
         assert!(!acceptable_request_id(&"a".repeat(65)));
     }
 }
+
+/// The per-request time limit: a request still running after `limit` is dropped, which rolls
+/// back its transaction (its connection is discarded, not reused), and answered 503
+/// `request_timeout` with `Retry-After`; the idempotency record is written in the same
+/// transaction, so a retry with the same key runs afresh. Repayment file uploads are exempt:
+/// a 200,000-row file takes longer than any sensible limit for a single request, it is bounded
+/// by its size, and every query in it by the statement timeout.
+pub async fn deadline(
+    limit: Option<std::time::Duration>,
+    req: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<actix_web::body::EitherBody<impl MessageBody>>, actix_web::Error> {
+    let exempt = req.method() == actix_web::http::Method::POST
+        && req.path().trim_end_matches('/') == "/v1/repayment-batches";
+    let Some(limit) = limit.filter(|_| !exempt) else {
+        return Ok(next.call(req).await?.map_into_left_body());
+    };
+    let http = req.request().clone();
+    match tokio::time::timeout(limit, next.call(req)).await {
+        Ok(res) => Ok(res?.map_into_left_body()),
+        Err(_) => {
+            tracing::warn!(path = %http.path(), limit_ms = limit.as_millis(), "request stopped at the time limit");
+            let res = actix_web::ResponseError::error_response(&crate::error::ApiError::TimedOut);
+            Ok(ServiceResponse::new(http, res).map_into_right_body())
+        }
+    }
+}

@@ -65,6 +65,10 @@ pub enum ApiError {
     UnsupportedMediaType(String),
     #[error("service temporarily unavailable")]
     Unavailable,
+    /// 503: the request ran past the request time limit or a query past the statement
+    /// timeout; whatever it was writing was rolled back.
+    #[error("the request took too long and was stopped; nothing it was writing was kept; retry later")]
+    TimedOut,
     /// 429: too many attempts; retry after this many seconds.
     #[error("{detail}")]
     TooManyRequests { retry_after: u64, detail: String },
@@ -112,6 +116,12 @@ impl ApiError {
             tracing::warn!(error = %e, "database unavailable");
             return ApiError::Unavailable;
         }
+        if e.chain()
+            .any(|c| c.downcast_ref::<DieselError>().is_some_and(statement_cancelled))
+        {
+            tracing::warn!(error = %e, "statement cancelled");
+            return ApiError::TimedOut;
+        }
         ApiError::Internal(e)
     }
 
@@ -127,6 +137,7 @@ impl ApiError {
             ApiError::PayloadTooLarge { .. } => "payload_too_large",
             ApiError::UnsupportedMediaType(_) => "unsupported_media_type",
             ApiError::Unavailable => "service_unavailable",
+            ApiError::TimedOut => "request_timeout",
             ApiError::TooManyRequests { .. } => "too_many_requests",
             ApiError::Internal(_) => "internal_error",
         }
@@ -144,6 +155,7 @@ impl ApiError {
             ApiError::PayloadTooLarge { .. } => "Payload too large",
             ApiError::UnsupportedMediaType(_) => "Unsupported media type",
             ApiError::Unavailable => "Service unavailable",
+            ApiError::TimedOut => "Request took too long",
             ApiError::TooManyRequests { .. } => "Too many requests",
             ApiError::Internal(_) => "Internal server error",
         }
@@ -190,7 +202,7 @@ impl ResponseError for ApiError {
             ApiError::Conflict { .. } => StatusCode::CONFLICT,
             ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            ApiError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Unavailable | ApiError::TimedOut => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -206,7 +218,7 @@ impl ResponseError for ApiError {
             ApiError::Unauthorized(_) => {
                 res.insert_header((header::WWW_AUTHENTICATE, "Bearer realm=\"danbao\""));
             }
-            ApiError::Unavailable => {
+            ApiError::Unavailable | ApiError::TimedOut => {
                 res.insert_header((header::RETRY_AFTER, "5"));
             }
             ApiError::TooManyRequests { retry_after, .. } => {
@@ -321,11 +333,26 @@ pub fn database_gone(e: &DieselError) -> bool {
     }
 }
 
+/// 57014 `query_canceled`: the statement timeout (or an administrator) stopped the query.
+fn statement_cancelled(e: &DieselError) -> bool {
+    match e {
+        DieselError::DatabaseError(_, info) => info.message().starts_with("canceling statement"),
+        DieselError::RollbackErrorOnCommit { commit_error, .. } => {
+            statement_cancelled(commit_error)
+        }
+        _ => false,
+    }
+}
+
 impl From<DieselError> for ApiError {
     fn from(e: DieselError) -> Self {
         if database_gone(&e) {
             tracing::warn!(error = %e, "database unavailable");
             return ApiError::Unavailable;
+        }
+        if statement_cancelled(&e) {
+            tracing::warn!(error = %e, "statement cancelled");
+            return ApiError::TimedOut;
         }
         match &e {
             DieselError::NotFound => ApiError::NotFound,

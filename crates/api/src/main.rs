@@ -178,6 +178,15 @@ struct ServeArgs {
     /// Longest wait for a database connection before answering 503 (milliseconds).
     #[arg(long, env = "DANBAO_ACQUIRE_TIMEOUT_MS", default_value_t = 5000)]
     acquire_timeout_ms: u64,
+    /// Longest a query may run before PostgreSQL cancels it and the request answers 503
+    /// `request_timeout` (milliseconds; 0: no limit).
+    #[arg(long, env = "DANBAO_STATEMENT_TIMEOUT_MS", default_value_t = 30_000)]
+    statement_timeout_ms: u64,
+    /// Longest a request may take before it is stopped, its writes rolled back, and answered
+    /// 503 `request_timeout` (milliseconds; 0: no limit). Repayment file uploads are exempt:
+    /// their size bounds them, and each of their queries has the statement timeout.
+    #[arg(long, env = "DANBAO_REQUEST_TIMEOUT_MS", default_value_t = 60_000)]
+    request_timeout_ms: u64,
     /// Business time zone: what "today" means for value dates.
     #[arg(long, env = "DANBAO_TIMEZONE", default_value = "Asia/Shanghai")]
     timezone: chrono_tz::Tz,
@@ -600,12 +609,14 @@ async fn serve(db_args: DbArgs, mut a: ServeArgs) -> anyhow::Result<()> {
         embedded.then_some(db_args.data_dir.as_path()),
     )?;
     let acquire_timeout = Duration::from_millis(a.acquire_timeout_ms);
-    let pool = pool::build_pool(&db.url, a.pool_size, acquire_timeout)?;
+    let statement_timeout =
+        (a.statement_timeout_ms > 0).then(|| Duration::from_millis(a.statement_timeout_ms));
+    let pool = pool::build_pool_with(&db.url, a.pool_size, acquire_timeout, statement_timeout)?;
     let read_pool = a
         .database_read_url
         .as_deref()
         .filter(|u| !u.trim().is_empty())
-        .map(|u| pool::build_pool(u, a.pool_size, acquire_timeout))
+        .map(|u| pool::build_pool_with(u, a.pool_size, acquire_timeout, statement_timeout))
         .transpose()?;
     let state = AppState {
         pool,
@@ -632,6 +643,8 @@ async fn serve(db_args: DbArgs, mut a: ServeArgs) -> anyhow::Result<()> {
         listener,
         &ServerOptions {
             workers: a.workers,
+            request_timeout: (a.request_timeout_ms > 0)
+                .then(|| Duration::from_millis(a.request_timeout_ms)),
             ..Default::default()
         },
     )?;

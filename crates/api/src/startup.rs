@@ -1,4 +1,4 @@
-use crate::context::request_context;
+use crate::context::{deadline, request_context};
 use crate::error::ApiError;
 use crate::openapi::{mount, ApiDoc};
 use crate::state::AppState;
@@ -20,6 +20,8 @@ pub struct ServerOptions {
     pub workers: usize,
     /// Seconds to finish requests in flight after SIGTERM/Ctrl-C.
     pub shutdown_timeout: u64,
+    /// Longest a request may run (`None`: no limit); see [`crate::context::deadline`].
+    pub request_timeout: Option<std::time::Duration>,
 }
 
 impl Default for ServerOptions {
@@ -27,6 +29,7 @@ impl Default for ServerOptions {
         ServerOptions {
             workers: 2,
             shutdown_timeout: 30,
+            request_timeout: None,
         }
     }
 }
@@ -50,11 +53,14 @@ pub fn build(
 ) -> anyhow::Result<Application> {
     let addr = listener.local_addr()?;
     let data = web::Data::new(state);
+    let limit = opts.request_timeout;
     let server = HttpServer::new(move || {
         let (app, api) = mount(
             App::new()
                 .app_data(data.clone())
                 .app_data(web::PathConfig::default().error_handler(path_error))
+                // Inside request_context, so that a stopped request is logged and counted.
+                .wrap(from_fn(move |req, next| deadline(limit, req, next)))
                 .wrap(from_fn(request_context))
                 .into_utoipa_app()
                 .openapi(ApiDoc::openapi()),

@@ -20,6 +20,7 @@ pub mod policy;
 pub mod position;
 pub mod rate;
 pub mod region;
+pub mod repayment_file;
 pub mod repayment_rate;
 pub mod schedule;
 pub mod subsidy;

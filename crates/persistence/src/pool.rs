@@ -3,8 +3,9 @@
 use std::time::Duration;
 
 use anyhow::Context as _;
-use diesel_async::pooled_connection::AsyncDieselConnectionManager;
-use diesel_async::AsyncPgConnection;
+use diesel_async::pooled_connection::{AsyncDieselConnectionManager, ManagerConfig};
+use diesel_async::{AsyncConnection, AsyncPgConnection, SimpleAsyncConnection};
+use futures_util::FutureExt;
 
 pub type DbPool = diesel_async::pooled_connection::deadpool::Pool<AsyncPgConnection>;
 pub type DbConn = diesel_async::pooled_connection::deadpool::Object<AsyncPgConnection>;
@@ -14,7 +15,35 @@ pub type DbConn = diesel_async::pooled_connection::deadpool::Object<AsyncPgConne
 /// is down; `pool.get()` then fails after `acquire_timeout` instead of hanging, whether it
 /// waits for a free connection, opens a new one or checks an idle one.
 pub fn build_pool(url: &str, max_size: usize, acquire_timeout: Duration) -> anyhow::Result<DbPool> {
-    let manager = AsyncDieselConnectionManager::<AsyncPgConnection>::new(url);
+    build_pool_with(url, max_size, acquire_timeout, None)
+}
+
+/// [`build_pool`], and each connection gets `statement_timeout`: no query runs longer, it is
+/// cancelled with SQLSTATE 57014 (a connection that a stopped request left inside a
+/// transaction is not reused: deadpool's recycle check drops it, which ends the transaction).
+pub fn build_pool_with(
+    url: &str,
+    max_size: usize,
+    acquire_timeout: Duration,
+    statement_timeout: Option<Duration>,
+) -> anyhow::Result<DbPool> {
+    let mut config = ManagerConfig::<AsyncPgConnection>::default();
+    if let Some(t) = statement_timeout {
+        let ms = t.as_millis().max(1);
+        let setup = format!("SET statement_timeout = {ms}");
+        config.custom_setup = Box::new(move |url| {
+            let setup = setup.clone();
+            async move {
+                let mut conn = AsyncPgConnection::establish(url).await?;
+                conn.batch_execute(&setup)
+                    .await
+                    .map_err(diesel::ConnectionError::CouldntSetupConfiguration)?;
+                Ok(conn)
+            }
+            .boxed()
+        });
+    }
+    let manager = AsyncDieselConnectionManager::<AsyncPgConnection>::new_with_config(url, config);
     DbPool::builder(manager)
         .max_size(max_size)
         .wait_timeout(Some(acquire_timeout))

@@ -33,7 +33,11 @@ use actix_web::http::{header, StatusCode};
 use actix_web::web::Bytes;
 use actix_web::{get, post, web, HttpRequest, HttpResponse};
 use chrono::{DateTime, NaiveDate, Utc};
-use danbao_domain::{Money, Position};
+use danbao_domain::repayment_file::{
+    self, validate, Column, CsvRows, FileError, ParsedRow, RawRow, Target,
+};
+pub use danbao_domain::repayment_file::{MAX_LINE, MAX_REFERENCE, MAX_ROWS};
+use danbao_domain::{DomainError, Position};
 use danbao_persistence::diesel_async::{
     AnsiTransactionManager, AsyncConnection, AsyncPgConnection, TransactionManager,
 };
@@ -56,18 +60,28 @@ type Problem = crate::error::Problem;
 pub const MAX_BODY: usize = 32 * 1024 * 1024;
 /// Largest JSON body: JSON is read whole before it is parsed; send big files as CSV.
 pub const MAX_JSON_BODY: usize = 8 * 1024 * 1024;
-/// Most data rows in one file.
-pub const MAX_ROWS: u32 = 200_000;
-/// Longest CSV record (bytes, quotes included, line end excluded).
-pub const MAX_LINE: usize = 4096;
 /// Rows applied together: their loans are locked and their books loaded once per chunk, so
 /// a loan with several rows in a file is loaded fewer times the bigger the chunk (memory:
 /// the chunk's rows and its loans' books).
 pub const CHUNK_ROWS: usize = 2000;
-/// Longest `bank_reference` and `bank_account_no` (characters).
-pub const MAX_REFERENCE: usize = 64;
-const MAX_FIELDS: usize = 16;
-const BOM: &[u8] = b"\xEF\xBB\xBF";
+
+fn file_error(field: impl Into<String>, message: impl Into<String>) -> ApiError {
+    ApiError::validation(field, message)
+}
+
+/// A refused file: 422 naming each field (a column, `header` or `row N`).
+impl From<FileError> for ApiError {
+    fn from(e: FileError) -> Self {
+        ApiError::validation_many(
+            e.0.iter()
+                .map(|d| FieldError {
+                    field: d.field().unwrap_or("body").to_owned(),
+                    message: d.message().to_owned(),
+                })
+                .collect(),
+        )
+    }
+}
 
 // ---- rows as sent ---------------------------------------------------------------------------
 
@@ -83,274 +97,6 @@ impl Format {
             Format::Csv => "csv",
             Format::Json => "json",
         }
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Column {
-    BankReference,
-    ValueDate,
-    Amount,
-    LoanId,
-    BankAccountNo,
-}
-
-const COLUMNS: [(&str, Column); 5] = [
-    ("bank_reference", Column::BankReference),
-    ("value_date", Column::ValueDate),
-    ("amount", Column::Amount),
-    ("loan_id", Column::LoanId),
-    ("bank_account_no", Column::BankAccountNo),
-];
-
-fn column_name(c: Column) -> &'static str {
-    COLUMNS
-        .iter()
-        .find(|(_, k)| *k == c)
-        .map_or("?", |(n, _)| n)
-}
-
-/// One data row as sent: each column's text (trimmed; `None` when absent or empty).
-#[derive(Debug, Default, Clone)]
-pub struct RawRow {
-    /// 1 for the first data row (the CSV header is not counted).
-    pub row_no: u32,
-    pub bank_reference: Option<String>,
-    pub value_date: Option<String>,
-    pub amount: Option<String>,
-    pub loan_id: Option<String>,
-    pub bank_account_no: Option<String>,
-    /// A problem found while reading the row (wrong field count, not UTF-8, unknown key).
-    pub problem: Option<(String, String)>,
-}
-
-impl RawRow {
-    fn set(&mut self, c: Column, v: Option<String>) {
-        let slot = match c {
-            Column::BankReference => &mut self.bank_reference,
-            Column::ValueDate => &mut self.value_date,
-            Column::Amount => &mut self.amount,
-            Column::LoanId => &mut self.loan_id,
-            Column::BankAccountNo => &mut self.bank_account_no,
-        };
-        *slot = v;
-    }
-}
-
-fn file_error(field: impl Into<String>, message: impl Into<String>) -> ApiError {
-    ApiError::validation(field, message)
-}
-
-fn too_many_rows() -> ApiError {
-    file_error("body", format!("more than {MAX_ROWS} rows in one file"))
-}
-
-/// An incremental RFC 4180 reader: feed it the body's chunks as they come (an empty slice at
-/// the end); it yields complete rows. Holds at most one record besides the chunk.
-pub struct CsvRows {
-    rdr: csv_core::Reader,
-    out: Vec<u8>,
-    ends: Vec<usize>,
-    nout: usize,
-    nend: usize,
-    record_bytes: usize,
-    columns: Option<Vec<Column>>,
-    rows: u32,
-    prefix: Option<Vec<u8>>,
-    done: bool,
-}
-
-impl Default for CsvRows {
-    fn default() -> Self {
-        CsvRows {
-            rdr: csv_core::Reader::new(),
-            out: vec![0; MAX_LINE],
-            ends: vec![0; MAX_FIELDS],
-            nout: 0,
-            nend: 0,
-            record_bytes: 0,
-            columns: None,
-            rows: 0,
-            prefix: Some(Vec::new()),
-            done: false,
-        }
-    }
-}
-
-impl CsvRows {
-    /// Data rows read so far.
-    pub fn rows(&self) -> u32 {
-        self.rows
-    }
-
-    /// Feeds a chunk (an empty one means the end of the body); complete rows go to `sink`.
-    pub fn feed(&mut self, input: &[u8], sink: &mut Vec<RawRow>) -> ApiResult<()> {
-        let eof = input.is_empty();
-        if let Some(mut prefix) = self.prefix.take() {
-            // An optional UTF-8 byte order mark, even if the first chunk is tiny.
-            prefix.extend_from_slice(input);
-            if prefix.len() < BOM.len() && !eof {
-                self.prefix = Some(prefix);
-                return Ok(());
-            }
-            let start = if prefix.starts_with(BOM) {
-                BOM.len()
-            } else {
-                0
-            };
-            if prefix.len() > start {
-                self.parse(&prefix[start..], sink)?;
-            }
-            if eof {
-                self.parse(&[], sink)?;
-            }
-            return Ok(());
-        }
-        self.parse(input, sink)
-    }
-
-    fn line_too_long(&self) -> ApiError {
-        let which = if self.columns.is_none() {
-            "header".to_owned()
-        } else {
-            format!("row {}", self.rows + 1)
-        };
-        file_error(which, format!("longer than {MAX_LINE} bytes"))
-    }
-
-    fn parse(&mut self, input: &[u8], sink: &mut Vec<RawRow>) -> ApiResult<()> {
-        use csv_core::ReadRecordResult as R;
-        // An empty slice tells csv_core the input is over: only pass one at the real end.
-        let eof = input.is_empty();
-        let mut pos = 0;
-        loop {
-            if self.done || (!eof && pos == input.len()) {
-                return Ok(());
-            }
-            let (res, nin, nout, nend) = self.rdr.read_record(
-                &input[pos..],
-                &mut self.out[self.nout..],
-                &mut self.ends[self.nend..],
-            );
-            pos += nin;
-            self.nout += nout;
-            self.nend += nend;
-            self.record_bytes += nin;
-            // The line end is read with the record: allow for CRLF.
-            if self.record_bytes > MAX_LINE + 2 {
-                return Err(self.line_too_long());
-            }
-            match res {
-                R::InputEmpty => return Ok(()),
-                R::OutputFull => return Err(self.line_too_long()),
-                R::OutputEndsFull => {
-                    let which = if self.columns.is_none() {
-                        "header".to_owned()
-                    } else {
-                        format!("row {}", self.rows + 1)
-                    };
-                    return Err(file_error(which, format!("more than {MAX_FIELDS} fields")));
-                }
-                R::Record => {
-                    let r = self.record(sink);
-                    self.nout = 0;
-                    self.nend = 0;
-                    self.record_bytes = 0;
-                    r?;
-                }
-                R::End => {
-                    self.done = true;
-                    return Ok(());
-                }
-            }
-        }
-    }
-
-    fn record(&mut self, sink: &mut Vec<RawRow>) -> ApiResult<()> {
-        let mut fields: Vec<&[u8]> = Vec::with_capacity(self.nend);
-        let mut start = 0;
-        for &end in &self.ends[..self.nend] {
-            fields.push(&self.out[start..end]);
-            start = end;
-        }
-        // A blank line is no row.
-        if fields.len() == 1 && fields[0].iter().all(u8::is_ascii_whitespace) {
-            return Ok(());
-        }
-        let Some(columns) = &self.columns else {
-            self.columns = Some(header(&fields)?);
-            return Ok(());
-        };
-        self.rows += 1;
-        if self.rows > MAX_ROWS {
-            return Err(too_many_rows());
-        }
-        let mut row = RawRow {
-            row_no: self.rows,
-            ..RawRow::default()
-        };
-        if fields.len() != columns.len() {
-            row.problem = Some((
-                "row".to_owned(),
-                format!(
-                    "has {} fields where the header has {}",
-                    fields.len(),
-                    columns.len()
-                ),
-            ));
-        }
-        for (c, f) in columns.iter().zip(&fields) {
-            match std::str::from_utf8(f) {
-                Ok(s) => {
-                    let s = s.trim();
-                    row.set(*c, (!s.is_empty()).then(|| s.to_owned()));
-                }
-                Err(_) => {
-                    row.problem
-                        .get_or_insert_with(|| (column_name(*c).to_owned(), "is not UTF-8".into()));
-                }
-            }
-        }
-        sink.push(row);
-        Ok(())
-    }
-}
-
-fn header(fields: &[&[u8]]) -> ApiResult<Vec<Column>> {
-    let mut columns = Vec::with_capacity(fields.len());
-    let mut errors = Vec::new();
-    for f in fields {
-        let name = String::from_utf8_lossy(f).trim().to_ascii_lowercase();
-        match COLUMNS.iter().find(|(n, _)| *n == name) {
-            Some((_, c)) if columns.contains(c) => errors.push(FieldError {
-                field: name.clone(),
-                message: "column given twice".into(),
-            }),
-            Some((_, c)) => columns.push(*c),
-            None => errors.push(FieldError {
-                field: if name.is_empty() { "header".into() } else { name.chars().take(64).collect() },
-                message: "unknown column; the columns are bank_reference, value_date, amount and loan_id or bank_account_no".into(),
-            }),
-        }
-    }
-    for required in [Column::BankReference, Column::ValueDate, Column::Amount] {
-        if !columns.contains(&required) {
-            errors.push(FieldError {
-                field: column_name(required).into(),
-                message: "missing column".into(),
-            });
-        }
-    }
-    if !columns.contains(&Column::LoanId) && !columns.contains(&Column::BankAccountNo) {
-        errors.push(FieldError {
-            field: "loan_id".into(),
-            message: "missing column: give loan_id or bank_account_no (or both)".into(),
-        });
-    }
-    if errors.is_empty() {
-        Ok(columns)
-    } else {
-        Err(ApiError::validation_many(errors))
     }
 }
 
@@ -388,7 +134,7 @@ struct JsonFile {
 pub fn json_rows(body: &[u8]) -> ApiResult<Vec<RawRow>> {
     let file: JsonFile = crate::extract::parse_json(body)?;
     if file.rows.len() > MAX_ROWS as usize {
-        return Err(too_many_rows());
+        return Err(repayment_file::too_many_rows().into());
     }
     Ok(file
         .rows
@@ -400,7 +146,7 @@ pub fn json_rows(body: &[u8]) -> ApiResult<Vec<RawRow>> {
                 ..RawRow::default()
             };
             for (k, v) in obj {
-                let Some((_, c)) = COLUMNS.iter().find(|(n, _)| *n == k) else {
+                let Some(c) = Column::named(&k) else {
                     row.problem.get_or_insert_with(|| {
                         (k.chars().take(64).collect(), "unknown field".into())
                     });
@@ -410,7 +156,7 @@ pub fn json_rows(body: &[u8]) -> ApiResult<Vec<RawRow>> {
                     serde_json::Value::Null => {}
                     serde_json::Value::String(s) => {
                         let s = s.trim();
-                        row.set(*c, (!s.is_empty()).then(|| s.to_owned()));
+                        row.set(c, (!s.is_empty()).then(|| s.to_owned()));
                     }
                     _ => {
                         row.problem
@@ -430,6 +176,12 @@ pub struct RowError {
     pub code: String,
     pub field: Option<String>,
     pub message: String,
+}
+
+impl From<DomainError> for RowError {
+    fn from(e: DomainError) -> Self {
+        RowError::invalid(e.field().unwrap_or("row"), e.message())
+    }
 }
 
 impl RowError {
@@ -468,90 +220,6 @@ impl RowError {
             message,
         })
     }
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum Target {
-    Loan(Uuid),
-    Account(String),
-}
-
-#[derive(Debug, Clone)]
-struct ParsedRow {
-    reference: String,
-    value_date: NaiveDate,
-    amount: Money,
-    target: Target,
-}
-
-fn printable(field: &str, s: &str, max: usize) -> Result<(), RowError> {
-    if s.chars().count() > max || s.chars().any(char::is_control) {
-        return Err(RowError::invalid(
-            field,
-            format!("must be 1 to {max} printable characters"),
-        ));
-    }
-    Ok(())
-}
-
-fn validate(raw: &RawRow, today: NaiveDate) -> Result<ParsedRow, RowError> {
-    if let Some((field, message)) = &raw.problem {
-        return Err(RowError::invalid(field, message.clone()));
-    }
-    let reference = raw
-        .bank_reference
-        .clone()
-        .ok_or_else(|| RowError::invalid("bank_reference", "is required"))?;
-    printable("bank_reference", &reference, MAX_REFERENCE)?;
-    let date = raw
-        .value_date
-        .as_deref()
-        .ok_or_else(|| RowError::invalid("value_date", "is required"))?;
-    let value_date = NaiveDate::parse_from_str(date, "%Y-%m-%d")
-        .ok()
-        .filter(|_| date.len() == 10)
-        .ok_or_else(|| RowError::invalid("value_date", "must be a date like 2026-11-27"))?;
-    if value_date > today {
-        return Err(RowError::invalid(
-            "value_date",
-            "must not be after today (business time zone)",
-        ));
-    }
-    let amount = raw
-        .amount
-        .as_deref()
-        .ok_or_else(|| RowError::invalid("amount", "is required"))?;
-    let amount = Money::parse(amount).map_err(|e| RowError::invalid("amount", e.to_string()))?;
-    if amount.is_zero() {
-        return Err(RowError::invalid("amount", "must be positive"));
-    }
-    let target = match (&raw.loan_id, &raw.bank_account_no) {
-        (Some(_), Some(_)) => {
-            return Err(RowError::invalid(
-                "loan_id",
-                "give either loan_id or bank_account_no, not both",
-            ))
-        }
-        (None, None) => {
-            return Err(RowError::invalid(
-                "loan_id",
-                "give loan_id or bank_account_no",
-            ))
-        }
-        (Some(id), None) => Target::Loan(
-            Uuid::parse_str(id).map_err(|_| RowError::invalid("loan_id", "must be a UUID"))?,
-        ),
-        (None, Some(acc)) => {
-            printable("bank_account_no", acc, MAX_REFERENCE)?;
-            Target::Account(acc.clone())
-        }
-    };
-    Ok(ParsedRow {
-        reference,
-        value_date,
-        amount,
-        target,
-    })
 }
 
 // ---- applying -------------------------------------------------------------------------------
@@ -898,7 +566,7 @@ impl Run<'_> {
         let parsed: Vec<(RawRow, Result<ParsedRow, RowError>)> = raws
             .into_iter()
             .map(|r| {
-                let p = validate(&r, self.today);
+                let p = validate(&r, self.today).map_err(RowError::from);
                 (r, p)
             })
             .collect();
@@ -1141,7 +809,7 @@ where
                     break;
                 }
             }
-            if csv.columns.is_none() {
+            if !csv.has_header() {
                 return Err(file_error("header", "the file has no header row"));
             }
         }
@@ -1501,93 +1169,4 @@ pub async fn get(
         .ok_or(ApiError::NotFound)?;
     let view = batch_view(&mut conn, batch, after, outcome, limit).await?;
     Ok(HttpResponse::Ok().json(view))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn parse_all(chunks: &[&[u8]]) -> ApiResult<Vec<RawRow>> {
-        let mut csv = CsvRows::default();
-        let mut rows = Vec::new();
-        for c in chunks {
-            csv.feed(c, &mut rows)?;
-        }
-        csv.feed(&[], &mut rows)?;
-        Ok(rows)
-    }
-
-    #[test]
-    fn csv_rows_across_chunk_boundaries_with_quotes_bom_and_crlf() {
-        let file = "\u{feff}bank_reference,value_date,amount,loan_id\r\n\"R,1\",2025-02-15,1043.50,x\r\n\"R \"\"2\"\"\",2025-02-16,\"1,0\",y\n\nR3,2025-02-17,5,z";
-        let bytes = file.as_bytes();
-        for split in 1..bytes.len() {
-            let rows = parse_all(&[&bytes[..split], &bytes[split..]]).unwrap();
-            assert_eq!(rows.len(), 3, "split at {split}");
-            assert_eq!(rows[0].bank_reference.as_deref(), Some("R,1"));
-            assert_eq!(rows[1].bank_reference.as_deref(), Some("R \"2\""));
-            assert_eq!(rows[1].amount.as_deref(), Some("1,0"));
-            assert_eq!(rows[2].loan_id.as_deref(), Some("z"));
-            assert_eq!(rows[2].row_no, 3);
-        }
-    }
-
-    #[test]
-    fn header_problems_name_the_column() {
-        let err = parse_all(&[b"bank_reference,value_date,amount,loan,loan_id\n"]).unwrap_err();
-        match err {
-            ApiError::Validation { errors, .. } => assert_eq!(errors[0].field, "loan"),
-            other => panic!("{other:?}"),
-        }
-        let err = parse_all(&[b"bank_reference,value_date,loan_id\n"]).unwrap_err();
-        match err {
-            ApiError::Validation { errors, .. } => assert_eq!(errors[0].field, "amount"),
-            other => panic!("{other:?}"),
-        }
-    }
-
-    #[test]
-    fn long_records_and_bad_fields() {
-        let long = format!(
-            "bank_reference,value_date,amount,loan_id\nR1,{},1,x\n",
-            "9".repeat(MAX_LINE)
-        );
-        let err = parse_all(&[long.as_bytes()]).unwrap_err();
-        match err {
-            ApiError::Validation { errors, .. } => assert_eq!(errors[0].field, "row 1"),
-            other => panic!("{other:?}"),
-        }
-        let rows = parse_all(&[
-            b"bank_reference,value_date,amount,loan_id\nR1,2025-01-01\nR2,2025-01-01,\xff,x\n",
-        ])
-        .unwrap();
-        assert_eq!(rows[0].problem.as_ref().unwrap().0, "row");
-        assert_eq!(rows[1].problem.as_ref().unwrap().0, "amount");
-    }
-
-    #[test]
-    fn rows_are_validated_field_by_field() {
-        let today = NaiveDate::from_ymd_opt(2026, 11, 27).unwrap();
-        let row = |date: &str, amount: &str| RawRow {
-            row_no: 1,
-            bank_reference: Some("R1".into()),
-            value_date: Some(date.into()),
-            amount: Some(amount.into()),
-            loan_id: Some(Uuid::nil().to_string()),
-            ..RawRow::default()
-        };
-        assert!(validate(&row("2026-11-27", "1.00"), today).is_ok());
-        let field = |r: RawRow| validate(&r, today).unwrap_err().field.unwrap();
-        assert_eq!(field(row("2026-11-28", "1.00")), "value_date");
-        assert_eq!(field(row("2026-2-1", "1.00")), "value_date");
-        assert_eq!(field(row("2026-11-27", "1.001")), "amount");
-        assert_eq!(field(row("2026-11-27", "0")), "amount");
-        assert_eq!(field(row("2026-11-27", "12345678901234567")), "amount");
-        let mut both = row("2026-11-27", "1");
-        both.bank_account_no = Some("A".into());
-        assert_eq!(field(both), "loan_id");
-        let mut long = row("2026-11-27", "1");
-        long.bank_reference = Some("R".repeat(65));
-        assert_eq!(field(long), "bank_reference");
-    }
 }

@@ -27,12 +27,38 @@ pub async fn spawn_app() -> TestApp {
 }
 
 pub async fn spawn_app_limited(limits: danbao_api::ratelimit::RateLimits) -> TestApp {
+    spawn_app_with(limits, None, None).await
+}
+
+/// An app with a per-request time limit and a statement timeout on its connections.
+pub async fn spawn_app_timed(
+    request_timeout: Option<Duration>,
+    statement_timeout: Option<Duration>,
+) -> TestApp {
+    spawn_app_with(
+        danbao_api::ratelimit::RateLimits::default(),
+        request_timeout,
+        statement_timeout,
+    )
+    .await
+}
+
+async fn spawn_app_with(
+    limits: danbao_api::ratelimit::RateLimits,
+    request_timeout: Option<Duration>,
+    statement_timeout: Option<Duration>,
+) -> TestApp {
     let db = test_db().await;
     bootstrap::ensure_admin(&db.url, Some(ADMIN_PASSWORD.into()))
         .await
         .expect("admin");
-    let pool =
-        danbao_persistence::pool::build_pool(&db.url, 4, Duration::from_secs(5)).expect("pool");
+    let pool = danbao_persistence::pool::build_pool_with(
+        &db.url,
+        4,
+        Duration::from_secs(5),
+        statement_timeout,
+    )
+    .expect("pool");
     let jwt = JwtKeys::hs256(JWT_SECRET).unwrap();
     let state = AppState {
         pool,
@@ -58,6 +84,7 @@ pub async fn spawn_app_limited(limits: danbao_api::ratelimit::RateLimits) -> Tes
         &ServerOptions {
             workers: 1,
             shutdown_timeout: 1,
+            request_timeout,
         },
     )
     .unwrap();
