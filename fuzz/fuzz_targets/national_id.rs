@@ -19,7 +19,10 @@ fn check_accepted(text: &str) {
     let masked = id.masked();
     assert_eq!(masked.len(), 18);
     assert_eq!(&masked[..6], id.region_prefix());
-    assert!(!format!("{id:?}").contains(&id.as_str()[6..14]), "Debug leaks the birth date");
+    assert!(
+        !format!("{id:?}").contains(&id.as_str()[6..14]),
+        "Debug leaks the birth date"
+    );
 }
 
 fuzz_target!(|data: &[u8]| {
@@ -28,7 +31,10 @@ fuzz_target!(|data: &[u8]| {
     }
     // The same bytes read as 17 digits: at most one check character fits.
     if data.len() >= 17 {
-        let digits: String = data[..17].iter().map(|b| char::from(b'0' + b % 10)).collect();
+        let digits: String = data[..17]
+            .iter()
+            .map(|b| char::from(b'0' + b % 10))
+            .collect();
         let accepted: Vec<char> = "0123456789X"
             .chars()
             .filter(|c| NationalId::parse(&format!("{digits}{c}")).is_ok())

@@ -132,23 +132,26 @@ mod tests {
 /// transaction, so a retry with the same key runs afresh. Repayment file uploads are exempt:
 /// a 200,000-row file takes longer than any sensible limit for a single request, it is bounded
 /// by its size, and every query in it by the statement timeout.
+///
+/// The answer is an error, rendered by actix, because a response needs the `HttpRequest`,
+/// which the stopped service owned (and which may not be cloned before routing).
 pub async fn deadline(
     limit: Option<std::time::Duration>,
     req: ServiceRequest,
     next: Next<impl MessageBody>,
-) -> Result<ServiceResponse<actix_web::body::EitherBody<impl MessageBody>>, actix_web::Error> {
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
     let exempt = req.method() == actix_web::http::Method::POST
         && req.path().trim_end_matches('/') == "/v1/repayment-batches";
     let Some(limit) = limit.filter(|_| !exempt) else {
-        return Ok(next.call(req).await?.map_into_left_body());
+        return next.call(req).await;
     };
-    let http = req.request().clone();
+    let path = req.path().to_owned();
+    let id = req.extensions().get::<RequestId>().map(|r| r.0.clone());
     match tokio::time::timeout(limit, next.call(req)).await {
-        Ok(res) => Ok(res?.map_into_left_body()),
+        Ok(res) => res,
         Err(_) => {
-            tracing::warn!(path = %http.path(), limit_ms = limit.as_millis(), "request stopped at the time limit");
-            let res = actix_web::ResponseError::error_response(&crate::error::ApiError::TimedOut);
-            Ok(ServiceResponse::new(http, res).map_into_right_body())
+            tracing::warn!(%path, request_id = id.as_deref().unwrap_or("-"), limit_ms = limit.as_millis(), "request stopped at the time limit");
+            Err(crate::error::ApiError::TimedOut.into())
         }
     }
 }

@@ -67,7 +67,9 @@ pub enum ApiError {
     Unavailable,
     /// 503: the request ran past the request time limit or a query past the statement
     /// timeout; whatever it was writing was rolled back.
-    #[error("the request took too long and was stopped; nothing it was writing was kept; retry later")]
+    #[error(
+        "the request took too long and was stopped; nothing it was writing was kept; retry later"
+    )]
     TimedOut,
     /// 429: too many attempts; retry after this many seconds.
     #[error("{detail}")]
@@ -116,9 +118,10 @@ impl ApiError {
             tracing::warn!(error = %e, "database unavailable");
             return ApiError::Unavailable;
         }
-        if e.chain()
-            .any(|c| c.downcast_ref::<DieselError>().is_some_and(statement_cancelled))
-        {
+        if e.chain().any(|c| {
+            c.downcast_ref::<DieselError>()
+                .is_some_and(statement_cancelled)
+        }) {
             tracing::warn!(error = %e, "statement cancelled");
             return ApiError::TimedOut;
         }

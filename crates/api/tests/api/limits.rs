@@ -131,7 +131,10 @@ async fn a_request_past_the_time_limit_is_stopped_with_503_and_its_write_rolled_
             .get_json(&format!("/v1/funds/{}", desk.fund), &desk.approver)
             .await;
         assert_eq!(status, 200);
-        assert_eq!(pos["balance"], "1000.00", "the stopped contribution was kept");
+        assert_eq!(
+            pos["balance"], "1000.00",
+            "the stopped contribution was kept"
+        );
     }
     // The same key runs afresh, once.
     let r = send().await.unwrap();
@@ -161,7 +164,10 @@ async fn a_query_past_the_statement_timeout_is_cancelled_with_503_not_500() {
         .await;
     let took = started.elapsed();
     let v = assert_problem(r, 503, "request_timeout").await;
-    assert!(took < Duration::from_secs(3), "answered after {took:?}: {v}");
+    assert!(
+        took < Duration::from_secs(3),
+        "answered after {took:?}: {v}"
+    );
     blocker.batch_execute("ROLLBACK").await.unwrap();
     let (status, pos) = app
         .get_json(&format!("/v1/funds/{}", desk.fund), &desk.approver)
