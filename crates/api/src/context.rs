@@ -113,19 +113,6 @@ impl Audit<'_> {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::acceptable_request_id;
-
-    #[test]
-    fn request_ids_from_callers_are_bounded() {
-        assert!(acceptable_request_id("bank-42_abc"));
-        assert!(!acceptable_request_id(""));
-        assert!(!acceptable_request_id("has space"));
-        assert!(!acceptable_request_id(&"a".repeat(65)));
-    }
-}
-
 /// The per-request time limit: a request still running after `limit` is dropped, which rolls
 /// back its transaction (its connection is discarded, not reused), and answered 503
 /// `request_timeout` with `Retry-After`; the idempotency record is written in the same
@@ -153,5 +140,18 @@ pub async fn deadline(
             tracing::warn!(%path, request_id = id.as_deref().unwrap_or("-"), limit_ms = limit.as_millis(), "request stopped at the time limit");
             Err(crate::error::ApiError::TimedOut.into())
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::acceptable_request_id;
+
+    #[test]
+    fn request_ids_from_callers_are_bounded() {
+        assert!(acceptable_request_id("bank-42_abc"));
+        assert!(!acceptable_request_id(""));
+        assert!(!acceptable_request_id("has space"));
+        assert!(!acceptable_request_id(&"a".repeat(65)));
     }
 }

@@ -1,7 +1,9 @@
 //! Daily repayment files (还款文件): a bank sends the day's repayments as one CSV (RFC 4180,
 //! header row) or JSON body, and gets an answer per row.
 //!
-//! The body is read chunk by chunk and parsed as it arrives (`csv_core`); rows are applied
+//! The route reads the whole body (at most [`MAX_BODY`]) before it takes a connection; then
+//! the body is parsed chunk by chunk (`csv_core`; `danbao import-repayments` streams its file
+//! straight in); rows are applied
 //! [`CHUNK_ROWS`] at a time: the chunk's loans are resolved in one query (only the caller's
 //! bank's loans: another bank's loan is `not_found`, like a loan that does not exist), then
 //! locked (in id order) and their books, the chunk's known references and the current
@@ -1084,13 +1086,27 @@ pub async fn create(
     }
     let (idem, hasher) = Idem::streaming(user.id, key);
     let has_key = idem.has_key();
-    let body = payload.map(|c| {
-        c.map_err(|_| ApiError::BadRequest {
+    // The whole body is read before a connection is taken, so that a slow upload holds
+    // neither a connection nor its bank's fund locks, and the client is never kept from
+    // sending while rows are applied (a send that makes no progress for 30 s is aborted by
+    // reqwest's default TCP_USER_TIMEOUT, and by many other clients' write timeouts). At most
+    // `limit` bytes are held.
+    let mut payload = payload;
+    let mut parts: Vec<Bytes> = Vec::new();
+    let mut total = 0usize;
+    while let Some(chunk) = payload.next().await {
+        let chunk = chunk.map_err(|_| ApiError::BadRequest {
             code: "bad_body",
             detail: "the request body could not be read".to_owned(),
             errors: vec![],
-        })
-    });
+        })?;
+        total += chunk.len();
+        if total > limit {
+            return Err(ApiError::PayloadTooLarge { limit });
+        }
+        parts.push(chunk);
+    }
+    let body = futures_util::stream::iter(parts.into_iter().map(Ok));
     let mut conn = state.conn().await?;
     let outcome = process_batch(
         &mut conn,
