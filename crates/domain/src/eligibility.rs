@@ -99,6 +99,8 @@ pub struct ApplicationFacts {
 const MAX_DESCRIPTION_CHARS: usize = 500;
 /// Longest guarantor name, in characters.
 const MAX_NAME_CHARS: usize = 100;
+/// Most members of a joint guarantee group (as of a partnership).
+const MAX_GROUP_MEMBERS: u32 = 100;
 
 /// Checks an application against `policy` on `decision_date`. Returns every problem at once;
 /// each error names the field to fix. Rule codes: `policy_not_in_force`,
@@ -250,7 +252,7 @@ fn check_counter_guarantee(policy: &Policy, app: &ApplicationFacts, errors: &mut
     const FIELD: &str = "counter_guarantee";
     let waiver_refused =
         |message: String| DomainError::rule("waiver_not_allowed", Some(FIELD), message);
-    let text_ok = |s: &str, max: usize| !s.trim().is_empty() && s.chars().count() <= max;
+    let text_ok = |s: &str, max: usize| crate::bounds::check_text(FIELD, s, max).is_ok();
     match &app.counter_guarantee {
         CounterGuarantee::CreditCommunityWaiver => {
             if app.kind == BorrowerKind::SmallEnterprise {
@@ -275,15 +277,17 @@ fn check_counter_guarantee(policy: &Policy, app: &ApplicationFacts, errors: &mut
             if !text_ok(name, MAX_NAME_CHARS) {
                 errors.push(DomainError::invalid(
                     FIELD,
-                    format!("the guarantor's name must be 1 to {MAX_NAME_CHARS} characters"),
+                    format!(
+                        "the guarantor's name must be 1 to {MAX_NAME_CHARS} printable characters"
+                    ),
                 ));
             }
         }
         CounterGuarantee::JointGuaranteeGroup { members } => {
-            if *members < 2 {
+            if !(2..=MAX_GROUP_MEMBERS).contains(members) {
                 errors.push(DomainError::invalid(
                     FIELD,
-                    "a joint guarantee group has at least 2 members",
+                    format!("a joint guarantee group has 2 to {MAX_GROUP_MEMBERS} members"),
                 ));
             }
         }
@@ -291,7 +295,9 @@ fn check_counter_guarantee(policy: &Policy, app: &ApplicationFacts, errors: &mut
             if !text_ok(description, MAX_DESCRIPTION_CHARS) {
                 errors.push(DomainError::invalid(
                     FIELD,
-                    format!("the description must be 1 to {MAX_DESCRIPTION_CHARS} characters"),
+                    format!(
+                        "the description must be 1 to {MAX_DESCRIPTION_CHARS} printable characters"
+                    ),
                 ));
             }
         }
@@ -533,6 +539,17 @@ mod tests {
         for (cg, ok) in [
             (CounterGuarantee::JointGuaranteeGroup { members: 5 }, true),
             (CounterGuarantee::JointGuaranteeGroup { members: 1 }, false),
+            (CounterGuarantee::JointGuaranteeGroup { members: 100 }, true),
+            (
+                CounterGuarantee::JointGuaranteeGroup { members: 101 },
+                false,
+            ),
+            (
+                CounterGuarantee::Mortgage {
+                    description: "房产\u{0}抵押".into(),
+                },
+                false,
+            ),
             (
                 CounterGuarantee::Mortgage {
                     description: "房产 南昌市东湖区".into(),
