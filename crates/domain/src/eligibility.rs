@@ -13,15 +13,25 @@ use crate::{BorrowerCategory, BorrowerKind, DomainError, Money, NationalId, Poli
 pub enum CounterGuarantee {
     /// A person who guarantees the loan (保证人).
     Guarantor {
+        #[schema(min_length = 1, max_length = 100)]
         name: String,
         national_id: NationalId,
     },
     /// A joint guarantee group (联保小组) of `members` borrowers.
-    JointGuaranteeGroup { members: u32 },
+    JointGuaranteeGroup {
+        #[schema(minimum = 2, maximum = 100)]
+        members: u32,
+    },
     /// 抵押.
-    Mortgage { description: String },
+    Mortgage {
+        #[schema(min_length = 1, max_length = 500)]
+        description: String,
+    },
     /// 质押.
-    Pledge { description: String },
+    Pledge {
+        #[schema(min_length = 1, max_length = 500)]
+        description: String,
+    },
     /// No counter-guarantee: the borrower lives in a certified credit community (免除反担保).
     CreditCommunityWaiver,
 }

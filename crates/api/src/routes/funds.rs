@@ -133,13 +133,7 @@ pub fn money(d: Decimal) -> ApiResult<Money> {
 }
 
 fn not_after_today(state: &AppState, field: &str, d: NaiveDate) -> ApiResult<()> {
-    if d > state.today() {
-        return Err(ApiError::validation(
-            field,
-            "must not be after today (business time zone)",
-        ));
-    }
-    Ok(())
+    crate::limits::business_date(field, d, state.today()).map(|_| ())
 }
 
 /// Set up a fund for a centre (admin, or a clerk for its own centre).
@@ -315,7 +309,7 @@ impl ContributionSource {
 #[derive(Deserialize, Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ContributionBody {
-    /// The day the money reached the fund's account; not after today.
+    /// The day the money reached the fund's account: not before 1990-01-01, not after today.
     pub value_date: NaiveDate,
     pub amount: Money,
     pub source: ContributionSource,

@@ -142,7 +142,7 @@ pub async fn list(
     let rows = repo::region::list(
         &mut conn,
         under.as_ref().map(|u| u.subtree_prefix()),
-        page.cursor.as_deref(),
+        page.cursor_region()?,
         limit,
     )
     .await?;
