@@ -301,6 +301,12 @@ async fn policies_out_of_range_name_the_parameter() {
                 "policy.individual_limit",
             ),
             post("/v1/policies", body("grace_days", json!(366)), "grace_days"),
+            post("/v1/policies", body("min_age", json!(15)), "min_age"),
+            post(
+                "/v1/policies",
+                body("compensation_overdue_days", json!(3651)),
+                "compensation_overdue_days",
+            ),
         ],
     )
     .await;
@@ -465,6 +471,37 @@ async fn a_clerks_strings_numbers_and_dates_over_their_bound_name_the_field() {
     .await;
     // The largest amount, into a fund of its own (its balance holds it exactly).
     app.fund(&clerk, "大基金", "9999999999999999.99").await;
+    let c = app
+        .call(
+            Method::POST,
+            "/v1/credit-communities",
+            Some(&clerk),
+            Some(community.clone()),
+        )
+        .await;
+    assert_eq!(c.status(), 201);
+    let c = c.json::<Value>().await.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let revoke = format!("/v1/credit-communities/{c}/revocation");
+    refused(
+        &app,
+        &clerk,
+        vec![
+            post(
+                &revoke,
+                json!({ "revoked_on": "2006-01-01", "reason": chars(501) }),
+                "reason",
+            ),
+            post(
+                &revoke,
+                json!({ "revoked_on": after_today(), "reason": "评估未通过" }),
+                "revoked_on",
+            ),
+        ],
+    )
+    .await;
 
     let borrower = app.person(&clerk, 1, json!({})).await;
     let apply = |extra: Value| app.apply(&clerk, &desk, &borrower, extra);
@@ -645,6 +682,56 @@ async fn a_banks_references_and_dates_over_their_bound_name_the_field() {
     )
     .await;
 
+    // After disbursement: extension (a clerk), recovery (the bank), write-off (a clerk).
+    let extend = format!("/v1/loans/{loan}/extension");
+    refused(
+        &app,
+        &desk.entrant,
+        vec![
+            post(
+                &extend,
+                json!({ "months": 6, "reason": chars(501) }),
+                "reason",
+            ),
+            post(
+                &extend,
+                json!({ "months": 6, "reason": "洪水", "agreed_on": "1989-12-31" }),
+                "agreed_on",
+            ),
+            post(&extend, json!({ "months": -1, "reason": "洪水" }), "months"),
+            post(
+                format!("/v1/loans/{loan}/write-off"),
+                json!({ "reason": chars(501) }),
+                "reason",
+            ),
+        ],
+    )
+    .await;
+    let recover = format!("/v1/loans/{loan}/recoveries");
+    let recovery = json!({ "reference": "REC-1", "value_date": "2025-03-01", "amount": "1.00" });
+    refused(
+        &app,
+        &bank,
+        vec![
+            post(
+                &recover,
+                with(&recovery, "reference", json!("R".repeat(65))),
+                "reference",
+            ),
+            post(
+                &recover,
+                with(&recovery, "value_date", json!("1989-12-31")),
+                "value_date",
+            ),
+            post(
+                &recover,
+                with(&recovery, "amount", json!("1.001")),
+                "amount",
+            ),
+        ],
+    )
+    .await;
+
     // Idempotency-Key: 1 to 200 visible ASCII characters.
     let send = |key: String| {
         app.http
@@ -763,6 +850,7 @@ async fn query_parameters_out_of_range_are_400_naming_the_parameter() {
             get("/v1/loans?status=lost", "status").answered(422, "validation_failed"),
             get("/v1/loans?region=36", "region").answered(422, "validation_failed"),
             get("/v1/subsidies?quarter=5", "quarter").answered(422, "validation_failed"),
+            get("/v1/regions?under=36", "under").answered(422, "validation_failed"),
             get("/v1/stats/summary?from=2025-02-01&to=2025-01-31", "to")
                 .answered(422, "validation_failed"),
         ],
@@ -787,6 +875,11 @@ async fn query_parameters_out_of_range_are_400_naming_the_parameter() {
         &admin,
         vec![
             post("/v1/targets", with(&target, "year", json!(2201)), "year"),
+            post(
+                "/v1/targets",
+                json!({ "region_code": "360100", "year": 2025, "measure": "repayment_rate", "value": "100.01" }),
+                "value",
+            ),
             post(
                 "/v1/targets",
                 with(&target, "value", json!("100.001")),
