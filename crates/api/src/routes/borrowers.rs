@@ -173,9 +173,8 @@ impl FieldErrors {
     }
 
     fn text(&mut self, field: &str, value: &str, max: usize) {
-        let v = value.trim();
-        if v.is_empty() || v.chars().count() > max || v.chars().any(char::is_control) {
-            self.add(field, format!("must be 1 to {max} printable characters"));
+        if let Err(e) = danbao_domain::bounds::check_text(field, value, max) {
+            self.add(field, e.message());
         }
     }
 
