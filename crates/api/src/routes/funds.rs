@@ -396,9 +396,17 @@ pub async fn contribute(
             if let Seen::Replay(r) = idem.check(conn).await? {
                 return Ok(Err(r));
             }
-            repo::fund::lock(conn, fund.id)
+            let locked = repo::fund::lock(conn, fund.id)
                 .await?
                 .ok_or(ApiError::NotFound)?;
+            // Each amount is below 10^16; their sum must be too, or the balance column would
+            // overflow (a 500) instead of the caller hearing why.
+            if Money::from_decimal(locked.balance + body.amount.amount()).is_err() {
+                return Err(ApiError::validation(
+                    "amount",
+                    "would take the fund's balance to 10^16 yuan or more",
+                ));
+            }
             let entry = repo::fund::append_entry(
                 conn,
                 &NewLedgerEntry {

@@ -470,7 +470,18 @@ async fn a_clerks_strings_numbers_and_dates_over_their_bound_name_the_field() {
     )
     .await;
     // The largest amount, into a fund of its own (its balance holds it exactly).
-    app.fund(&clerk, "大基金", "9999999999999999.99").await;
+    let big = app.fund(&clerk, "大基金", "9999999999999999.99").await;
+    // One fen more would overflow the balance: refused naming the amount, not a 500.
+    refused(
+        &app,
+        &clerk,
+        vec![post(
+            format!("/v1/funds/{big}/contributions"),
+            contribution.clone(),
+            "amount",
+        )],
+    )
+    .await;
     let c = app
         .call(
             Method::POST,
