@@ -253,6 +253,16 @@ impl PageParams {
             .transpose()
     }
 
+    /// The cursor of lists ordered by region code: six digits.
+    pub fn cursor_region(&self) -> Result<Option<&str>, ApiError> {
+        match self.cursor() {
+            Some(c) if c.len() != 6 || !c.bytes().all(|b| b.is_ascii_digit()) => {
+                Err(invalid_cursor())
+            }
+            c => Ok(c),
+        }
+    }
+
     /// An empty `cursor=` is the same as none (the first page).
     fn cursor(&self) -> Option<&str> {
         self.cursor.as_deref().filter(|c| !c.is_empty())
@@ -263,7 +273,9 @@ impl PageParams {
 #[derive(Debug, serde::Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct AsOf {
-    /// The date of the position (default: today in the business time zone).
+    /// The date of the position (default: today in the business time zone); 1990-01-01 to
+    /// 2200-12-31.
+    #[serde(default, deserialize_with = "crate::limits::query_date")]
     pub as_of: Option<chrono::NaiveDate>,
 }
 

@@ -10,6 +10,7 @@ pub mod error;
 pub mod extract;
 pub mod facts;
 pub mod idempotency;
+pub mod limits;
 pub mod openapi;
 pub mod ratelimit;
 pub mod routes;

@@ -13,15 +13,25 @@ use crate::{BorrowerCategory, BorrowerKind, DomainError, Money, NationalId, Poli
 pub enum CounterGuarantee {
     /// A person who guarantees the loan (保证人).
     Guarantor {
+        #[schema(min_length = 1, max_length = 100)]
         name: String,
         national_id: NationalId,
     },
     /// A joint guarantee group (联保小组) of `members` borrowers.
-    JointGuaranteeGroup { members: u32 },
+    JointGuaranteeGroup {
+        #[schema(minimum = 2, maximum = 100)]
+        members: u32,
+    },
     /// 抵押.
-    Mortgage { description: String },
+    Mortgage {
+        #[schema(min_length = 1, max_length = 500)]
+        description: String,
+    },
     /// 质押.
-    Pledge { description: String },
+    Pledge {
+        #[schema(min_length = 1, max_length = 500)]
+        description: String,
+    },
     /// No counter-guarantee: the borrower lives in a certified credit community (免除反担保).
     CreditCommunityWaiver,
 }
@@ -99,6 +109,8 @@ pub struct ApplicationFacts {
 const MAX_DESCRIPTION_CHARS: usize = 500;
 /// Longest guarantor name, in characters.
 const MAX_NAME_CHARS: usize = 100;
+/// Most members of a joint guarantee group (as of a partnership).
+const MAX_GROUP_MEMBERS: u32 = 100;
 
 /// Checks an application against `policy` on `decision_date`. Returns every problem at once;
 /// each error names the field to fix. Rule codes: `policy_not_in_force`,
@@ -250,7 +262,7 @@ fn check_counter_guarantee(policy: &Policy, app: &ApplicationFacts, errors: &mut
     const FIELD: &str = "counter_guarantee";
     let waiver_refused =
         |message: String| DomainError::rule("waiver_not_allowed", Some(FIELD), message);
-    let text_ok = |s: &str, max: usize| !s.trim().is_empty() && s.chars().count() <= max;
+    let text_ok = |s: &str, max: usize| crate::bounds::check_text(FIELD, s, max).is_ok();
     match &app.counter_guarantee {
         CounterGuarantee::CreditCommunityWaiver => {
             if app.kind == BorrowerKind::SmallEnterprise {
@@ -275,15 +287,17 @@ fn check_counter_guarantee(policy: &Policy, app: &ApplicationFacts, errors: &mut
             if !text_ok(name, MAX_NAME_CHARS) {
                 errors.push(DomainError::invalid(
                     FIELD,
-                    format!("the guarantor's name must be 1 to {MAX_NAME_CHARS} characters"),
+                    format!(
+                        "the guarantor's name must be 1 to {MAX_NAME_CHARS} printable characters"
+                    ),
                 ));
             }
         }
         CounterGuarantee::JointGuaranteeGroup { members } => {
-            if *members < 2 {
+            if !(2..=MAX_GROUP_MEMBERS).contains(members) {
                 errors.push(DomainError::invalid(
                     FIELD,
-                    "a joint guarantee group has at least 2 members",
+                    format!("a joint guarantee group has 2 to {MAX_GROUP_MEMBERS} members"),
                 ));
             }
         }
@@ -291,7 +305,9 @@ fn check_counter_guarantee(policy: &Policy, app: &ApplicationFacts, errors: &mut
             if !text_ok(description, MAX_DESCRIPTION_CHARS) {
                 errors.push(DomainError::invalid(
                     FIELD,
-                    format!("the description must be 1 to {MAX_DESCRIPTION_CHARS} characters"),
+                    format!(
+                        "the description must be 1 to {MAX_DESCRIPTION_CHARS} printable characters"
+                    ),
                 ));
             }
         }
@@ -533,6 +549,17 @@ mod tests {
         for (cg, ok) in [
             (CounterGuarantee::JointGuaranteeGroup { members: 5 }, true),
             (CounterGuarantee::JointGuaranteeGroup { members: 1 }, false),
+            (CounterGuarantee::JointGuaranteeGroup { members: 100 }, true),
+            (
+                CounterGuarantee::JointGuaranteeGroup { members: 101 },
+                false,
+            ),
+            (
+                CounterGuarantee::Mortgage {
+                    description: "房产\u{0}抵押".into(),
+                },
+                false,
+            ),
             (
                 CounterGuarantee::Mortgage {
                     description: "房产 南昌市东湖区".into(),

@@ -8,6 +8,7 @@ mod fen;
 mod text;
 
 pub mod borrower;
+pub mod bounds;
 pub mod capacity;
 pub mod compensation;
 pub mod eligibility;

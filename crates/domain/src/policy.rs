@@ -49,18 +49,22 @@ impl SubsidyShares {
 }
 
 /// Regular expression of a multiple such as `1.10` or `5` (`NUMERIC(9,6)`); the OpenAPI
-/// `pattern` of the multiple fields of [`Policy`].
+/// `pattern` of the multiple fields of [`Policy`] (partnership, penalty).
 pub const MULTIPLE_PATTERN: &str = r"^[0-9]{1,3}(\.[0-9]{1,6})?$";
+/// `pattern` of the leverage multiples, stored as `NUMERIC(9,4)`.
+pub const LEVERAGE_PATTERN: &str = r"^[0-9]{1,3}(\.[0-9]{1,4})?$";
 
 /// One effective-dated parameter set (`policy` row). See the policy table in domain.md.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Policy {
     /// Short stable code, e.g. `PBOC-2002-394`.
+    #[schema(min_length = 1, max_length = 64)]
     pub code: String,
     /// Human-readable name, e.g. the document title.
+    #[schema(min_length = 1, max_length = 200)]
     pub name: String,
-    /// First day on which new approvals use this policy.
+    /// First day on which new approvals use this policy: 1990-01-01 to 2200-12-31.
     pub effective_from: NaiveDate,
     /// Maximum principal for one person.
     pub individual_limit: Money,
@@ -71,10 +75,13 @@ pub struct Policy {
     /// Maximum principal for a small labour-intensive firm; null = firms are not eligible.
     pub small_enterprise_limit: Option<Money>,
     /// Maximum term for persons and partnerships, in months.
+    #[schema(minimum = 1, maximum = 120)]
     pub max_term_months: u32,
     /// Maximum term for small enterprises, in months.
+    #[schema(minimum = 1, maximum = 120)]
     pub enterprise_max_term_months: u32,
     /// Longest single extension (展期), in months; 0 = no extension allowed.
+    #[schema(maximum = 60)]
     pub extension_max_months: u32,
     /// Benchmark annual rate the cap is based on (PBOC 1-year rate, later the 1-year LPR).
     pub benchmark_rate: Rate,
@@ -86,20 +93,22 @@ pub struct Policy {
     pub penalty_rate_multiplier: Decimal,
     /// Outstanding guaranteed principal may be at most this × fund balance (放大倍数).
     #[serde(with = "rust_decimal::serde::str")]
-    #[schema(value_type = String, pattern = r"^[0-9]{1,3}(\.[0-9]{1,6})?$", example = "5")]
+    #[schema(value_type = String, pattern = r"^[0-9]{1,3}(\.[0-9]{1,4})?$", example = "5")]
     pub leverage_multiple: Decimal,
     /// Higher leverage allowed when last year's repayment rate reached
     /// `leverage_bonus_min_repayment_rate` (2020: 10×); null = no bonus.
     #[serde(with = "rust_decimal::serde::str_option")]
-    #[schema(value_type = Option<String>, pattern = r"^[0-9]{1,3}(\.[0-9]{1,6})?$", example = "10")]
+    #[schema(value_type = Option<String>, pattern = r"^[0-9]{1,3}(\.[0-9]{1,4})?$", example = "10")]
     pub leverage_bonus_multiple: Option<Decimal>,
     /// Repayment rate last year needed for `leverage_bonus_multiple` (2020: 0.90).
     pub leverage_bonus_min_repayment_rate: Option<Share>,
     /// Credit-community loans without counter-guarantee are allowed up to this principal.
     pub waiver_limit: Money,
     /// A compensation claim is allowed once a loan is overdue this many days.
+    #[schema(minimum = 1, maximum = 3650)]
     pub compensation_overdue_days: u32,
     /// The fund pays an accepted claim within this many days.
+    #[schema(minimum = 1, maximum = 3650)]
     pub compensation_pay_within_days: u32,
     /// Risk share borne by the guarantee fund.
     pub fund_share: Share,
@@ -110,6 +119,7 @@ pub struct Policy {
     /// Interest-subsidy share per borrower category, for micro-profit projects.
     pub subsidy_shares: SubsidyShares,
     /// Days after a due date that still count as on time for the on-time repayment rate.
+    #[schema(maximum = 365)]
     pub grace_days: u32,
     /// A bank stops new lending when its overdue ratio reaches this (0.20).
     pub bank_stop_overdue_ratio: Share,
@@ -118,8 +128,10 @@ pub struct Policy {
     /// Repayment rate needed for the reward.
     pub reward_min_repayment_rate: Share,
     /// Youngest eligible age of an individual borrower, in years.
+    #[schema(minimum = 16, maximum = 99)]
     pub min_age: u32,
     /// Oldest eligible age of an individual borrower, in years.
+    #[schema(minimum = 17, maximum = 100)]
     pub max_age: u32,
     /// Laid-off borrowers must present an employment certificate (再就业优惠证).
     pub certificate_required: bool,
@@ -127,6 +139,8 @@ pub struct Policy {
 
 /// Largest term any policy may allow, in months (10 years).
 const MAX_TERM_LIMIT: u32 = 120;
+/// Longest extension a policy may allow, as the `policies` table's CHECK has it.
+const MAX_EXTENSION_MONTHS: u32 = 60;
 
 impl Policy {
     /// Highest annual rate a loan may carry: benchmark + spread.
@@ -211,6 +225,9 @@ impl Policy {
             bad("name", "must not contain control characters".into());
         }
 
+        if let Err(e) = crate::bounds::check_date("effective_from", self.effective_from) {
+            bad("effective_from", e.message().to_owned());
+        }
         if self.individual_limit.is_zero() {
             bad("individual_limit", "must be positive".into());
         }
@@ -218,6 +235,7 @@ impl Policy {
             &mut bad,
             "partnership_limit_multiple",
             self.partnership_limit_multiple,
+            6,
         );
         if self.partnership_limit(2).is_none() {
             bad(
@@ -245,10 +263,10 @@ impl Policy {
                 );
             }
         }
-        if self.extension_max_months > MAX_TERM_LIMIT {
+        if self.extension_max_months > MAX_EXTENSION_MONTHS {
             bad(
                 "extension_max_months",
-                format!("must be at most {MAX_TERM_LIMIT} months (0 = no extension)"),
+                format!("must be at most {MAX_EXTENSION_MONTHS} months (0 = no extension)"),
             );
         }
         if self.benchmark_rate.is_zero() {
@@ -270,15 +288,16 @@ impl Policy {
             &mut bad,
             "penalty_rate_multiplier",
             self.penalty_rate_multiplier,
+            6,
         );
-        check_multiple(&mut bad, "leverage_multiple", self.leverage_multiple);
+        check_multiple(&mut bad, "leverage_multiple", self.leverage_multiple, 4);
         match (
             self.leverage_bonus_multiple,
             self.leverage_bonus_min_repayment_rate,
         ) {
             (None, None) => {}
             (Some(bonus), Some(_)) => {
-                check_multiple(&mut bad, "leverage_bonus_multiple", bonus);
+                check_multiple(&mut bad, "leverage_bonus_multiple", bonus, 4);
                 if bonus <= self.leverage_multiple {
                     bad(
                         "leverage_bonus_multiple",
@@ -337,15 +356,15 @@ impl Policy {
     }
 }
 
-/// A multiple (leverage, partnership, penalty): positive, below 1000, at most 6 decimals,
-/// so it fits `NUMERIC(9,6)`.
-fn check_multiple(bad: &mut impl FnMut(&str, String), field: &str, value: Decimal) {
+/// A multiple: positive, below 1000, at most `scale` decimals, so that it fits its column
+/// (`NUMERIC(9,6)` for partnership and penalty, `NUMERIC(9,4)` for leverage) unrounded.
+fn check_multiple(bad: &mut impl FnMut(&str, String), field: &str, value: Decimal, scale: u32) {
     if value <= Decimal::ZERO {
         bad(field, "must be positive".into());
     } else if value >= Decimal::ONE_THOUSAND {
         bad(field, "must be less than 1000".into());
-    } else if value.normalize().scale() > 6 {
-        bad(field, "has at most 6 decimal places".into());
+    } else if value.normalize().scale() > scale {
+        bad(field, format!("has at most {scale} decimal places"));
     }
 }
 
@@ -627,7 +646,8 @@ mod tests {
         p.small_enterprise_limit = Some(Money::ZERO);
         p.max_term_months = 0;
         p.enterprise_max_term_months = 121;
-        p.extension_max_months = 121;
+        p.extension_max_months = 61; // the table allows 0 to 60
+        p.effective_from = NaiveDate::from_ymd_opt(1989, 12, 31).unwrap();
         p.benchmark_rate = Rate::ZERO;
         p.max_rate_spread = Rate::ONE;
         p.penalty_rate_multiplier = dec!(0.5);
@@ -651,6 +671,7 @@ mod tests {
             "max_term_months",
             "enterprise_max_term_months",
             "extension_max_months",
+            "effective_from",
             "benchmark_rate",
             "penalty_rate_multiplier",
             "leverage_multiple",
@@ -665,6 +686,19 @@ mod tests {
         ] {
             assert!(fields.contains(&f), "{f} not in {fields:?}");
         }
+    }
+
+    #[test]
+    fn leverage_has_at_most_four_decimals_as_its_column() {
+        let mut p = preset("MOF-2020-21");
+        p.leverage_multiple = dec!(5.1234);
+        assert_eq!(p.validate(), Ok(()));
+        p.leverage_multiple = dec!(5.12345);
+        let errors = p.validate().unwrap_err();
+        assert_eq!(errors[0].field(), Some("leverage_multiple"), "{errors:?}");
+        p.leverage_multiple = dec!(5);
+        p.penalty_rate_multiplier = dec!(1.123456);
+        assert_eq!(p.validate(), Ok(()));
     }
 
     #[test]
@@ -751,6 +785,10 @@ mod tests {
         assert_eq!(json["properties"]["leverage_multiple"]["type"], "string");
         assert_eq!(
             json["properties"]["leverage_multiple"]["pattern"],
+            LEVERAGE_PATTERN
+        );
+        assert_eq!(
+            json["properties"]["penalty_rate_multiplier"]["pattern"],
             MULTIPLE_PATTERN
         );
         let mut schemas = Vec::new();

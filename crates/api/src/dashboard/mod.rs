@@ -245,6 +245,13 @@ async fn login(
             let msg = lang.t("用户名或密码错误。", "Unknown user or wrong password.");
             page(StatusCode::UNAUTHORIZED, pages::login_form(lang, Some(msg)))
         }
+        Err(ApiError::Validation { .. }) => {
+            let msg = lang.t(
+                "用户名或密码过长。",
+                "The user name or the password is too long.",
+            );
+            page(StatusCode::BAD_REQUEST, pages::login_form(lang, Some(msg)))
+        }
         Err(ApiError::TooManyRequests { retry_after, .. }) => {
             let msg = lang.t(
                 "登录失败次数过多，请稍后再试。",

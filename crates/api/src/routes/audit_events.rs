@@ -50,7 +50,11 @@ impl From<AuditEventRow> for AuditEventView {
 #[derive(Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct AuditQuery {
+    #[serde(default, deserialize_with = "crate::limits::query_text")]
+    #[param(min_length = 1, max_length = 100)]
     pub entity_type: Option<String>,
+    #[serde(default, deserialize_with = "crate::limits::query_text")]
+    #[param(min_length = 1, max_length = 100)]
     pub entity_id: Option<String>,
 }
 

@@ -107,6 +107,15 @@ pub(crate) async fn login(
             retry_after,
             detail: "too many token requests from this address".into(),
         })?;
+    // Too long to match any account: refused before counting or hashing.
+    match &creds {
+        Credentials::User(u, p) => {
+            crate::limits::login_credentials("username", u, "password", p)?;
+        }
+        Credentials::Client(c, s) => {
+            crate::limits::login_credentials("client_id", c, "client_secret", s)?;
+        }
+    }
     let (account, entity) = match &creds {
         Credentials::User(u, _) => (format!("user:{}", u.to_lowercase()), "user"),
         Credentials::Client(c, _) => (format!("client:{c}"), "bank_client"),

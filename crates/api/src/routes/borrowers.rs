@@ -51,10 +51,10 @@ pub struct NewBorrowerBody {
     #[schema(pattern = "^[0-9A-Za-z]{18}$", example = "91360102MA35L8XK2B")]
     pub enterprise_registration_no: Option<String>,
     /// Small enterprise: employees in all.
-    #[schema(minimum = 0)]
+    #[schema(minimum = 0, maximum = 100000)]
     pub employees: Option<i32>,
     /// Small enterprise: employees from the eligible groups; at most `employees`.
-    #[schema(minimum = 0)]
+    #[schema(minimum = 0, maximum = 100000)]
     pub eligible_employees: Option<i32>,
 }
 
@@ -173,9 +173,8 @@ impl FieldErrors {
     }
 
     fn text(&mut self, field: &str, value: &str, max: usize) {
-        let v = value.trim();
-        if v.is_empty() || v.chars().count() > max || v.chars().any(char::is_control) {
-            self.add(field, format!("must be 1 to {max} printable characters"));
+        if let Err(e) = danbao_domain::bounds::check_text(field, value, max) {
+            self.add(field, e.message());
         }
     }
 
@@ -192,6 +191,9 @@ fn valid_phone(p: &str) -> bool {
     let digits = p.strip_prefix('+').unwrap_or(p);
     (5..=20).contains(&digits.len()) && digits.bytes().all(|b| b.is_ascii_digit())
 }
+
+/// Most employees a small enterprise may declare (and the `borrowers` table's CHECK).
+pub const MAX_EMPLOYEES: i32 = 100_000;
 
 /// The checked content of a registration.
 struct Registration {
@@ -258,14 +260,17 @@ fn validate(body: &NewBorrowerBody, today: NaiveDate) -> ApiResult<Registration>
                 }
             }
         }
+        let employees_bound = format!("must be between 0 and {MAX_EMPLOYEES}");
         match body.employees {
             None => e.add("employees", "required for a small enterprise"),
-            Some(n) if n < 0 => e.add("employees", "must not be negative"),
+            Some(n) if !(0..=MAX_EMPLOYEES).contains(&n) => e.add("employees", &employees_bound),
             Some(_) => {}
         }
         match (body.employees, body.eligible_employees) {
             (_, None) => e.add("eligible_employees", "required for a small enterprise"),
-            (_, Some(m)) if m < 0 => e.add("eligible_employees", "must not be negative"),
+            (_, Some(m)) if !(0..=MAX_EMPLOYEES).contains(&m) => {
+                e.add("eligible_employees", &employees_bound)
+            }
             (Some(n), Some(m)) if m > n => e.add("eligible_employees", "must not exceed employees"),
             _ => {}
         }

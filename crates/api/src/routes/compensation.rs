@@ -68,13 +68,7 @@ fn business_date(
     not_before: Option<(NaiveDate, &str)>,
 ) -> ApiResult<NaiveDate> {
     let today = state.today();
-    let d = given.unwrap_or(today);
-    if d > today {
-        return Err(ApiError::validation(
-            field,
-            "must not be after today (business time zone)",
-        ));
-    }
+    let d = crate::limits::business_date(field, given.unwrap_or(today), today)?;
     if let Some((min, what)) = not_before {
         if d < min {
             return Err(ApiError::validation(

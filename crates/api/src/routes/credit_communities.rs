@@ -32,7 +32,7 @@ pub struct NewCreditCommunityBody {
     pub name: String,
     /// Where the community is: the centre's region or a region below it.
     pub region_code: RegionCode,
-    /// The day it was certified; not after today.
+    /// The day it was certified: not before 1990-01-01, not after today.
     pub certified_on: NaiveDate,
 }
 
@@ -115,10 +115,12 @@ pub async fn create(
     {
         errors.extend(e);
     }
-    if body.certified_on > today {
+    if let Err(e) =
+        danbao_domain::bounds::check_business_date("certified_on", body.certified_on, today)
+    {
         errors.push(FieldError {
             field: "certified_on".into(),
-            message: format!("must not be after today ({today})"),
+            message: e.message().to_owned(),
         });
     }
     let mut conn = state.conn().await?;
@@ -193,6 +195,7 @@ pub async fn create(
 pub struct CommunityQuery {
     /// Only communities certified on this date (certified on or before it, not revoked by
     /// then): those whose residents could get a waiver approved that day.
+    #[serde(default, deserialize_with = "crate::limits::query_date")]
     pub active_on: Option<NaiveDate>,
 }
 

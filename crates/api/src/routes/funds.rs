@@ -133,13 +133,7 @@ pub fn money(d: Decimal) -> ApiResult<Money> {
 }
 
 fn not_after_today(state: &AppState, field: &str, d: NaiveDate) -> ApiResult<()> {
-    if d > state.today() {
-        return Err(ApiError::validation(
-            field,
-            "must not be after today (business time zone)",
-        ));
-    }
-    Ok(())
+    crate::limits::business_date(field, d, state.today()).map(|_| ())
 }
 
 /// Set up a fund for a centre (admin, or a clerk for its own centre).
@@ -315,7 +309,7 @@ impl ContributionSource {
 #[derive(Deserialize, Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ContributionBody {
-    /// The day the money reached the fund's account; not after today.
+    /// The day the money reached the fund's account: not before 1990-01-01, not after today.
     pub value_date: NaiveDate,
     pub amount: Money,
     pub source: ContributionSource,
@@ -402,9 +396,17 @@ pub async fn contribute(
             if let Seen::Replay(r) = idem.check(conn).await? {
                 return Ok(Err(r));
             }
-            repo::fund::lock(conn, fund.id)
+            let locked = repo::fund::lock(conn, fund.id)
                 .await?
                 .ok_or(ApiError::NotFound)?;
+            // Each amount is below 10^16; their sum must be too, or the balance column would
+            // overflow (a 500) instead of the caller hearing why.
+            if Money::from_decimal(locked.balance + body.amount.amount()).is_err() {
+                return Err(ApiError::validation(
+                    "amount",
+                    "would take the fund's balance to 10^16 yuan or more",
+                ));
+            }
             let entry = repo::fund::append_entry(
                 conn,
                 &NewLedgerEntry {

@@ -61,7 +61,8 @@ pub struct NewLoanBody {
     #[schema(maximum = 100000)]
     pub jobs_declared: u32,
     pub counter_guarantee: CounterGuarantee,
-    /// The application's date (default today); the policy in force on it applies.
+    /// The application's date (default today): not before 1990-01-01, not after today; the
+    /// policy in force on it applies.
     pub applied_on: Option<NaiveDate>,
 }
 
@@ -364,12 +365,7 @@ pub async fn apply(
     let body = body.0;
     let today = state.today();
     let applied_on = body.applied_on.unwrap_or(today);
-    if applied_on > today {
-        return Err(ApiError::validation(
-            "applied_on",
-            "must not be after today (business time zone)",
-        ));
-    }
+    crate::limits::business_date("applied_on", applied_on, today)?;
     super::regions::check_name("purpose", &body.purpose, 500)?;
     if body.jobs_declared > 100_000 {
         return Err(ApiError::validation(
@@ -504,6 +500,7 @@ pub struct LoanQuery {
     /// GB/T 2260 code: loans of centres in this region and below.
     pub region: Option<String>,
     /// Date of each loan's position (default today).
+    #[serde(default, deserialize_with = "crate::limits::query_date")]
     pub as_of: Option<NaiveDate>,
     /// `true`: only active loans with something past due on `as_of`; `false`: only loans
     /// with nothing past due then.
@@ -713,13 +710,8 @@ fn decision_date(
     given: Option<NaiveDate>,
     field: &str,
 ) -> ApiResult<NaiveDate> {
-    let d = given.unwrap_or_else(|| state.today());
-    if d > state.today() {
-        return Err(ApiError::validation(
-            field,
-            "must not be after today (business time zone)",
-        ));
-    }
+    let today = state.today();
+    let d = crate::limits::business_date(field, given.unwrap_or(today), today)?;
     if d < loan.applied_on {
         return Err(ApiError::validation(
             field,

@@ -75,6 +75,12 @@ pub async fn change_password(
         return Err(ApiError::Forbidden);
     }
     let body = body.0;
+    if body.current_password.len() > crate::limits::MAX_SECRET_BYTES {
+        return Err(ApiError::validation(
+            "current_password",
+            "is not the current password",
+        ));
+    }
     check_password_strength(&body.new_password)
         .map_err(|m| ApiError::validation("new_password", m))?;
     let mut conn = state.conn().await?;

@@ -43,15 +43,9 @@ impl From<RegionRow> for RegionView {
     }
 }
 
+/// Free text of a body: 1 to `max` printable characters after trimming.
 pub fn check_name(field: &str, name: &str, max: usize) -> Result<(), ApiError> {
-    let n = name.trim();
-    if n.is_empty() || n.chars().count() > max || n.chars().any(char::is_control) {
-        return Err(ApiError::validation(
-            field,
-            format!("must be 1 to {max} printable characters"),
-        ));
-    }
-    Ok(())
+    Ok(danbao_domain::bounds::check_text(field, name, max)?)
 }
 
 /// Add a region to the tree (admin).
@@ -142,7 +136,7 @@ pub async fn list(
     let rows = repo::region::list(
         &mut conn,
         under.as_ref().map(|u| u.subtree_prefix()),
-        page.cursor.as_deref(),
+        page.cursor_region()?,
         limit,
     )
     .await?;

@@ -281,12 +281,7 @@ pub async fn disburse(
     let body = body.0;
     let idem = Idem::new(user.id, key, &body);
     let today = state.today();
-    if body.value_date > today {
-        return Err(ApiError::validation(
-            "value_date",
-            "must not be after today (business time zone)",
-        ));
-    }
+    crate::limits::business_date("value_date", body.value_date, today)?;
     super::regions::check_name("bank_account_no", &body.bank_account_no, 64)?;
     let account = body.bank_account_no.trim().to_owned();
     let mut conn = state.conn().await?;
@@ -474,12 +469,7 @@ pub async fn record(
     if body.amount.is_zero() {
         return Err(ApiError::validation("amount", "must be positive"));
     }
-    if body.value_date > today {
-        return Err(ApiError::validation(
-            "value_date",
-            "must not be after today (business time zone)",
-        ));
-    }
+    crate::limits::business_date("value_date", body.value_date, today)?;
     let mut conn = state.conn().await?;
     let loan = visible_loan(&mut conn, &user, *id).await?;
     let centre = super::funds::centre_of(&mut conn, loan.centre_id).await?;
@@ -899,12 +889,7 @@ pub async fn reverse(
     super::regions::check_name("reason", &body.reason, 500)?;
     let reason = body.reason.trim().to_owned();
     let on = body.value_date.unwrap_or(today);
-    if on > today {
-        return Err(ApiError::validation(
-            "value_date",
-            "must not be after today (business time zone)",
-        ));
-    }
+    crate::limits::business_date("value_date", on, today)?;
     let mut conn = state.conn().await?;
     let repayment = repo::repayment::find(&mut conn, *id)
         .await?

@@ -41,16 +41,21 @@ pub struct StatsQuery {
     /// others, the province when there is only one).
     pub region: Option<String>,
     /// First day of the period (default: 1 January of the as-of date's year).
+    #[serde(default, deserialize_with = "crate::limits::query_date")]
     pub from: Option<NaiveDate>,
     /// Last day of the period (default: 31 December of `from`'s year).
+    #[serde(default, deserialize_with = "crate::limits::query_date")]
     pub to: Option<NaiveDate>,
     /// Stocks are as of this date, flows count up to it (default today).
+    #[serde(default, deserialize_with = "crate::limits::query_date")]
     pub as_of: Option<NaiveDate>,
     #[param(inline)]
     pub group_by: Option<GroupBy>,
     pub bank_id: Option<Uuid>,
     pub centre_id: Option<Uuid>,
     /// `zh`: Chinese column headers in the CSV export.
+    #[serde(default, deserialize_with = "crate::limits::query_lang")]
+    #[param(pattern = "^(en|zh)$")]
     pub lang: Option<String>,
 }
 
@@ -157,18 +162,9 @@ pub(crate) async fn params(
         .unwrap_or_else(|| NaiveDate::from_ymd_opt(as_of.year(), 1, 1).unwrap_or(as_of));
     let to =
         q.to.unwrap_or_else(|| NaiveDate::from_ymd_opt(from.year(), 12, 31).unwrap_or(from));
-    let bounds = NaiveDate::from_ymd_opt(1990, 1, 1)..=NaiveDate::from_ymd_opt(2200, 12, 31);
+    // The query's dates were bounded when it was read; the defaults come from them or today.
     for (field, d) in [("from", from), ("to", to), ("as_of", as_of)] {
-        let ok = match (bounds.start(), bounds.end()) {
-            (Some(a), Some(b)) => d >= *a && d <= *b,
-            _ => false,
-        };
-        if !ok {
-            return Err(ApiError::validation(
-                field,
-                "must be between 1990-01-01 and 2200-12-31",
-            ));
-        }
+        danbao_domain::bounds::check_date(field, d)?;
     }
     if from > to {
         return Err(ApiError::validation("to", "must not be before from"));
@@ -437,12 +433,7 @@ pub async fn repayment_rate(
 
 /// 1 January to 31 December of `year`, within the dates the API accepts.
 pub(crate) fn year_bounds(year: i32) -> ApiResult<(NaiveDate, NaiveDate)> {
-    if !(1990..=2200).contains(&year) {
-        return Err(ApiError::validation(
-            "year",
-            "must be between 1990 and 2200",
-        ));
-    }
+    danbao_domain::bounds::check_year("year", year)?;
     match (
         NaiveDate::from_ymd_opt(year, 1, 1),
         NaiveDate::from_ymd_opt(year, 12, 31),
@@ -615,6 +606,8 @@ pub async fn create_target(
 #[into_params(parameter_in = Query)]
 pub struct TargetQuery {
     pub region: Option<String>,
+    #[serde(default, deserialize_with = "crate::limits::query_year")]
+    #[param(minimum = 1990, maximum = 2200)]
     pub year: Option<i32>,
 }
 
@@ -655,8 +648,11 @@ pub struct CompletionQuery {
     /// Default: the caller's region.
     pub region: Option<String>,
     /// Default: this year.
+    #[serde(default, deserialize_with = "crate::limits::query_year")]
+    #[param(minimum = 1990, maximum = 2200)]
     pub year: Option<i32>,
     /// Default: today, or 31 December of a past year.
+    #[serde(default, deserialize_with = "crate::limits::query_date")]
     pub as_of: Option<NaiveDate>,
 }
 
@@ -754,8 +750,11 @@ pub async fn target_completion(
 pub struct RewardQuery {
     pub region: Option<String>,
     /// Default: last year.
+    #[serde(default, deserialize_with = "crate::limits::query_year")]
+    #[param(minimum = 1990, maximum = 2200)]
     pub year: Option<i32>,
     /// Default: today, or 31 December of a past year.
+    #[serde(default, deserialize_with = "crate::limits::query_date")]
     pub as_of: Option<NaiveDate>,
 }
 

@@ -30,6 +30,8 @@ const CHUNK: i64 = 500;
 #[into_params(parameter_in = Query)]
 pub struct SubsidyQuery {
     /// Calendar year of the due dates (default: this year).
+    #[serde(default, deserialize_with = "crate::limits::query_year")]
+    #[param(minimum = 1990, maximum = 2200)]
     pub year: Option<i32>,
     /// 1 to 4: one quarter only.
     pub quarter: Option<u8>,
@@ -38,6 +40,7 @@ pub struct SubsidyQuery {
     /// GB/T 2260 code: loans of centres in this region and below.
     pub region: Option<String>,
     /// What counts as paid is what was reported as paid by this date (default today).
+    #[serde(default, deserialize_with = "crate::limits::query_date")]
     pub as_of: Option<NaiveDate>,
 }
 
@@ -96,12 +99,7 @@ pub async fn report(
     let today = state.today();
     let as_of = q.as_of.unwrap_or(today);
     let year = q.year.unwrap_or(today.year());
-    if !(1990..=2200).contains(&year) {
-        return Err(ApiError::validation(
-            "year",
-            "must be between 1990 and 2200",
-        ));
-    }
+    danbao_domain::bounds::check_year("year", year)?;
     let (from, to) = match q.quarter {
         None => (
             NaiveDate::from_ymd_opt(year, 1, 1),

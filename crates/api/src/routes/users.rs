@@ -90,9 +90,8 @@ pub fn validate_new_user(body: &NewUserBody) -> Result<(), ApiError> {
             "3 to 64 of a-z, 0-9, '_', '.', '-', starting with a letter or digit",
         );
     }
-    let dn = body.display_name.trim();
-    if dn.is_empty() || dn.chars().count() > 200 || dn.chars().any(char::is_control) {
-        bad("display_name", "must be 1 to 200 printable characters");
+    if let Err(e) = danbao_domain::bounds::check_text("display_name", &body.display_name, 200) {
+        bad("display_name", e.message());
     }
     if let Some(p) = &body.password {
         if let Err(m) = check_password_strength(p) {

@@ -10,6 +10,7 @@ mod dashboard;
 mod demo;
 mod funds;
 mod helpers;
+mod input_limits;
 mod limits;
 mod loans;
 mod openapi;
