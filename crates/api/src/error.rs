@@ -403,6 +403,16 @@ impl From<DieselError> for ApiError {
                             detail: info.message().to_owned(),
                         }
                     }
+                    // 22003: a sum of accepted values outgrew its NUMERIC column (each value
+                    // is bounded on input; totals are checked where they can be named).
+                    _ if info.message().starts_with("numeric field overflow")
+                        || info.message().ends_with("out of range") =>
+                    {
+                        ApiError::validation(
+                            field,
+                            "the result would be larger than the books can hold",
+                        )
+                    }
                     _ => ApiError::Internal(e.into()),
                 }
             }
