@@ -542,6 +542,22 @@ mod tests {
             ApiError::from(bug).status_code(),
             StatusCode::INTERNAL_SERVER_ERROR
         );
+        // A cancelled statement is the time limit: 503 request_timeout, directly or wrapped.
+        let cancelled = || {
+            db(
+                DatabaseErrorKind::Unknown,
+                "canceling statement due to statement timeout",
+            )
+        };
+        assert_eq!(ApiError::from(cancelled()).code(), "request_timeout");
+        let wrapped = anyhow::Error::new(cancelled()).context("loading the summary");
+        assert_eq!(ApiError::internal(wrapped).code(), "request_timeout");
+        // A sum that outgrows its column is the input's fault: 422, not 500.
+        let overflow = db(DatabaseErrorKind::Unknown, "numeric field overflow");
+        assert_eq!(
+            ApiError::from(overflow).status_code(),
+            StatusCode::UNPROCESSABLE_ENTITY
+        );
     }
 
     #[test]
