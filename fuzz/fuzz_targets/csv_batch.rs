@@ -4,6 +4,7 @@
 #![no_main]
 
 use chrono::NaiveDate;
+use danbao_domain::bounds::EARLIEST_DATE;
 use danbao_domain::repayment_file::{
     validate, CsvRows, FileError, RawRow, Target, MAX_REFERENCE, MAX_ROWS,
 };
@@ -44,6 +45,7 @@ fuzz_target!(|data: &[u8]| {
                 assert!(row.reference.chars().count() <= MAX_REFERENCE);
                 assert!(!row.reference.chars().any(char::is_control));
                 assert!(row.value_date <= today);
+                assert!(row.value_date >= EARLIEST_DATE);
                 assert!(!row.amount.is_zero());
                 if let Target::Account(a) = &row.target {
                     assert!(a.chars().count() <= MAX_REFERENCE);

@@ -2,6 +2,7 @@
 //! Kept here, without I/O, so that it can be fuzzed on its own (`fuzz/`) and so that the route
 //! and `danbao import-repayments` read files the same way.
 
+use crate::bounds::{check_business_date, check_text};
 use crate::{DomainError, Money};
 use chrono::NaiveDate;
 use uuid::Uuid;
@@ -322,16 +323,6 @@ pub struct ParsedRow {
     pub target: Target,
 }
 
-fn printable(field: &str, s: &str, max: usize) -> Result<(), DomainError> {
-    if s.chars().count() > max || s.chars().any(char::is_control) {
-        return Err(DomainError::invalid(
-            field,
-            format!("must be 1 to {max} printable characters"),
-        ));
-    }
-    Ok(())
-}
-
 /// Checks one row's values; the error names the field (`DomainError::Invalid`).
 pub fn validate(raw: &RawRow, today: NaiveDate) -> Result<ParsedRow, DomainError> {
     if let Some((field, message)) = &raw.problem {
@@ -341,7 +332,7 @@ pub fn validate(raw: &RawRow, today: NaiveDate) -> Result<ParsedRow, DomainError
         .bank_reference
         .clone()
         .ok_or_else(|| DomainError::invalid("bank_reference", "is required"))?;
-    printable("bank_reference", &reference, MAX_REFERENCE)?;
+    check_text("bank_reference", &reference, MAX_REFERENCE)?;
     let date = raw
         .value_date
         .as_deref()
@@ -350,12 +341,7 @@ pub fn validate(raw: &RawRow, today: NaiveDate) -> Result<ParsedRow, DomainError
         .ok()
         .filter(|_| date.len() == 10)
         .ok_or_else(|| DomainError::invalid("value_date", "must be a date like 2026-11-27"))?;
-    if value_date > today {
-        return Err(DomainError::invalid(
-            "value_date",
-            "must not be after today (business time zone)",
-        ));
-    }
+    check_business_date("value_date", value_date, today)?;
     let amount = raw
         .amount
         .as_deref()
@@ -381,7 +367,7 @@ pub fn validate(raw: &RawRow, today: NaiveDate) -> Result<ParsedRow, DomainError
             Uuid::parse_str(id).map_err(|_| DomainError::invalid("loan_id", "must be a UUID"))?,
         ),
         (None, Some(acc)) => {
-            printable("bank_account_no", acc, MAX_REFERENCE)?;
+            check_text("bank_account_no", acc, MAX_REFERENCE)?;
             Target::Account(acc.clone())
         }
     };
@@ -474,6 +460,7 @@ mod tests {
         let field = |r: RawRow| validate(&r, today).unwrap_err().field().unwrap().to_owned();
         assert_eq!(field(row("2026-11-28", "1.00")), "value_date");
         assert_eq!(field(row("2026-2-1", "1.00")), "value_date");
+        assert_eq!(field(row("1989-12-31", "1.00")), "value_date");
         assert_eq!(field(row("2026-11-27", "1.001")), "amount");
         assert_eq!(field(row("2026-11-27", "0")), "amount");
         assert_eq!(field(row("2026-11-27", "12345678901234567")), "amount");

@@ -74,14 +74,7 @@ fn file_error(field: impl Into<String>, message: impl Into<String>) -> ApiError 
 /// A refused file: 422 naming each field (a column, `header` or `row N`).
 impl From<FileError> for ApiError {
     fn from(e: FileError) -> Self {
-        ApiError::validation_many(
-            e.0.iter()
-                .map(|d| FieldError {
-                    field: d.field().unwrap_or("body").to_owned(),
-                    message: d.message().to_owned(),
-                })
-                .collect(),
-        )
+        crate::error::from_domain_errors(e.0)
     }
 }
 
