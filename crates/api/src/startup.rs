@@ -59,7 +59,7 @@ pub fn build(
             App::new()
                 .app_data(data.clone())
                 .app_data(web::PathConfig::default().error_handler(path_error))
-                // Inside request_context, so that a stopped request is logged and counted.
+                // Inside request_context, so that the request id is known when it logs a stop.
                 .wrap(from_fn(move |req, next| deadline(limit, req, next)))
                 .wrap(from_fn(request_context))
                 .into_utoipa_app()
