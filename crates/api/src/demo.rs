@@ -2,8 +2,10 @@
 //! empty database. Every loan's schedule, repayments, allocations, extension, compensation and
 //! statistics facts are computed with the same domain code as the API (`build_schedule`,
 //! `allocate` through `Books`, `extend`, `compensation_amount`, `facts_of`), and written with
-//! PostgreSQL COPY, a chunk of loans at a time, in one transaction. The result passes
-//! `danbao verify`, which the command runs at the end.
+//! PostgreSQL COPY, a chunk of loans at a time, in one transaction, with the loan tables'
+//! foreign keys, secondary indexes and insert triggers put back (and checked over the whole
+//! tables) at its end ([`BulkLoad`]). The result passes `danbao verify`, which the command
+//! runs at the end.
 use crate::crypto::PiiKeys;
 use crate::routes::repayments::{horizon, Books};
 use anyhow::{anyhow, bail, Context};
@@ -1975,6 +1977,7 @@ pub async fn run(url: &str, pii: &PiiKeys, opts: &DemoOptions) -> anyhow::Result
         }
     }
 
+    let bulk = BulkLoad::begin(&client).await?;
     let bar = if opts.progress {
         indicatif::ProgressBar::new(u64::from(opts.loans))
     } else {
@@ -2014,6 +2017,7 @@ pub async fn run(url: &str, pii: &PiiKeys, opts: &DemoOptions) -> anyhow::Result
     }
     let world = generator.await.context("the demo generator panicked")??;
     bar.finish_and_clear();
+    bulk.finish(&client).await?;
     for f in &world.funds {
         if f.balance < Decimal::ZERO {
             bail!("demo fund {} would end below zero ({})", f.id, f.balance);
@@ -2044,19 +2048,9 @@ pub async fn run(url: &str, pii: &PiiKeys, opts: &DemoOptions) -> anyhow::Result
         "funds",
         "fund_ledger_entries",
         "credit_communities",
-        "borrowers",
-        "loans",
-        "loan_extensions",
-        "instalments",
-        "repayments",
-        "repayment_reversals",
-        "repayment_allocations",
-        "compensation_claims",
-        "recoveries",
-        "write_offs",
-        "instalment_facts",
-        "principal_payments",
-    ];
+    ]
+    .into_iter()
+    .chain(BULK_TABLES.iter().copied());
     let mut counts = Vec::new();
     for t in tables {
         counts.push((t, count(&client, t).await?));
@@ -2101,4 +2095,148 @@ pub async fn run(url: &str, pii: &PiiKeys, opts: &DemoOptions) -> anyhow::Result
         principal_sum: world.principal_sum,
         verify_elapsed,
     })
+}
+
+// ---- bulk load ----------------------------------------------------------------------------------
+
+/// The tables the loan chunks fill.
+const BULK_TABLES: &[&str] = &[
+    "borrowers",
+    "loans",
+    "loan_extensions",
+    "instalments",
+    "repayments",
+    "repayment_reversals",
+    "repayment_allocations",
+    "compensation_claims",
+    "recoveries",
+    "write_offs",
+    "instalment_facts",
+    "principal_payments",
+];
+
+/// The rule of each insert trigger on those tables, over the whole table: the number of rows
+/// that break it. They say what the trigger functions of the migrations say (a trigger not
+/// named here stops the demo, so that a new one cannot be skipped unchecked).
+const INSERT_RULES: &[(&str, &str)] = &[
+    (
+        "repayments_fit_loan",
+        "SELECT count(*) FROM repayments r JOIN loans l ON l.id = r.loan_id \
+         WHERE l.bank_id <> r.bank_id OR l.disbursed_on IS NULL OR r.value_date < l.disbursed_on",
+    ),
+    (
+        "instalments_version",
+        "SELECT count(*) FROM instalments i WHERE i.version = 2 \
+         AND NOT EXISTS (SELECT 1 FROM loan_extensions e WHERE e.loan_id = i.loan_id)",
+    ),
+    (
+        "loans_placement",
+        "SELECT count(*) FROM loans l \
+         WHERE l.region_code IS DISTINCT FROM (SELECT region_code FROM centres WHERE id = l.centre_id) \
+         OR l.category IS DISTINCT FROM (SELECT category FROM borrowers WHERE id = l.borrower_id)",
+    ),
+];
+
+/// Loading millions of rows, PostgreSQL spent most of the demo's time checking each row's
+/// foreign keys and insert triggers one by one and keeping every secondary index up to date
+/// row by row. As `pg_restore` does, the loan tables are loaded without them, and they come
+/// back at the end of the same transaction: each index built in one sort, each foreign key
+/// validated in one join, each insert trigger's rule checked over the whole table. A row that
+/// breaks any of them fails the demo, and nothing is written. Primary keys and unique
+/// constraints stay in place throughout.
+struct BulkLoad {
+    /// Statements that put back what was taken off, in order.
+    restore: Vec<String>,
+    /// Insert triggers switched off, with their rule.
+    rules: Vec<(&'static str, &'static str)>,
+}
+
+impl BulkLoad {
+    async fn begin(client: &tokio_postgres::Client) -> anyhow::Result<BulkLoad> {
+        let tables: Vec<String> = BULK_TABLES.iter().map(|t| (*t).to_owned()).collect();
+        let rels = "ARRAY(SELECT to_regclass(t)::oid FROM unnest($1::text[]) t)";
+        let fks = client
+            .query(
+                &format!(
+                    "SELECT format('ALTER TABLE %s DROP CONSTRAINT %I', conrelid::regclass, conname), \
+                            format('ALTER TABLE %s ADD CONSTRAINT %I %s', conrelid::regclass, conname, pg_get_constraintdef(oid)) \
+                     FROM pg_constraint WHERE contype = 'f' AND conrelid = ANY({rels}) ORDER BY conrelid, conname"
+                ),
+                &[&tables],
+            )
+            .await?;
+        // Secondary indexes: those that back no primary key, unique or exclusion constraint.
+        let indexes = client
+            .query(
+                &format!(
+                    "SELECT format('DROP INDEX %s', i.indexrelid::regclass), pg_get_indexdef(i.indexrelid) \
+                     FROM pg_index i WHERE i.indrelid = ANY({rels}) AND NOT EXISTS ( \
+                       SELECT 1 FROM pg_constraint c WHERE c.conindid = i.indexrelid AND c.conrelid = i.indrelid \
+                       AND c.contype IN ('p', 'u', 'x')) \
+                     ORDER BY i.indrelid, i.indexrelid"
+                ),
+                &[&tables],
+            )
+            .await?;
+        // Row triggers that fire on INSERT (bit 2 of tgtype).
+        let triggers = client
+            .query(
+                &format!(
+                    "SELECT tgname::text, format('ALTER TABLE %s DISABLE TRIGGER %I', tgrelid::regclass, tgname), \
+                            format('ALTER TABLE %s ENABLE TRIGGER %I', tgrelid::regclass, tgname) \
+                     FROM pg_trigger WHERE NOT tgisinternal AND tgrelid = ANY({rels}) AND tgtype & 4 <> 0 \
+                     ORDER BY tgrelid, tgname"
+                ),
+                &[&tables],
+            )
+            .await?;
+        let mut off = String::new();
+        let mut restore = Vec::new();
+        let mut rules = Vec::new();
+        for t in &triggers {
+            let name: String = t.get(0);
+            let rule = INSERT_RULES
+                .iter()
+                .find(|(n, _)| *n == name)
+                .ok_or_else(|| {
+                    anyhow!(
+                        "the insert trigger {name} has no set-based rule in the demo's bulk load"
+                    )
+                })?;
+            rules.push(*rule);
+            let _ = writeln!(off, "{};", t.get::<_, String>(1));
+            restore.push(t.get::<_, String>(2));
+        }
+        for r in &fks {
+            let _ = writeln!(off, "{};", r.get::<_, String>(0));
+        }
+        for r in &indexes {
+            let _ = writeln!(off, "{};", r.get::<_, String>(0));
+            restore.push(r.get::<_, String>(1));
+        }
+        // Foreign keys last: their checks use the indexes just rebuilt.
+        restore.extend(fks.iter().map(|r| r.get::<_, String>(1)));
+        client.batch_execute(&off).await?;
+        Ok(BulkLoad { restore, rules })
+    }
+
+    async fn finish(self, client: &tokio_postgres::Client) -> anyhow::Result<()> {
+        // Index builds sort in memory up to this much each, instead of spilling to disk.
+        client
+            .batch_execute("SET LOCAL maintenance_work_mem = '256MB'")
+            .await?;
+        for (name, rule) in &self.rules {
+            let broken: i64 = client.query_one(*rule, &[]).await?.get(0);
+            if broken > 0 {
+                bail!("{broken} demo rows break the rule of the trigger {name}");
+            }
+        }
+        for s in &self.restore {
+            client
+                .batch_execute(s)
+                .await
+                .with_context(|| format!("putting back: {s}"))?;
+        }
+        Ok(())
+    }
 }

@@ -113,3 +113,95 @@ async fn demo_province_verifies_covers_everything_and_is_deterministic() {
     );
     assert!(fell_due > 0.0, "{body}");
 }
+
+/// Every foreign key, index and trigger of the tables the demo loads, as the catalog says.
+async fn schema_snapshot(url: &str) -> Vec<String> {
+    values(
+        url,
+        "SELECT 'constraint ' || conrelid::regclass || ' ' || conname || ' ' || pg_get_constraintdef(oid) \
+                || ' validated=' || convalidated \
+         FROM pg_constraint WHERE connamespace = 'public'::regnamespace \
+         UNION ALL \
+         SELECT 'index ' || indexdef FROM pg_indexes WHERE schemaname = 'public' \
+         UNION ALL \
+         SELECT 'trigger ' || tgrelid::regclass || ' ' || tgname || ' enabled=' || tgenabled::text \
+         FROM pg_trigger WHERE NOT tgisinternal \
+         ORDER BY 1",
+    )
+    .await
+}
+
+#[tokio::test]
+async fn demo_bulk_load_puts_back_every_constraint_index_and_trigger() {
+    let db = test_db().await;
+    let before = schema_snapshot(&db.url).await;
+    assert!(
+        before
+            .iter()
+            .any(|s| s.contains("repayments_fit_loan enabled=O")),
+        "{before:?}"
+    );
+    assert!(before
+        .iter()
+        .any(|s| s.contains("FOREIGN KEY (loan_id) REFERENCES loans(id)")));
+    let pii = danbao_api::crypto::PiiKeys::from_master(PII_KEY).unwrap();
+    let today = chrono::NaiveDate::from_ymd_opt(2026, 11, 27).unwrap();
+    demo::run(
+        &db.url,
+        &pii,
+        &DemoOptions {
+            loans: 120,
+            chunk: 50,
+            verify: false,
+            ..opts(today)
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(schema_snapshot(&db.url).await, before);
+}
+
+#[tokio::test]
+async fn demo_stops_on_an_insert_trigger_it_cannot_check_and_writes_nothing() {
+    let db = test_db().await;
+    let (client, conn) = tokio_postgres::connect(&db.url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    // A rule the bulk load does not know: switching it off would let rows through unchecked.
+    client
+        .batch_execute(
+            "CREATE FUNCTION no_huge_loans() RETURNS trigger LANGUAGE plpgsql AS $$ \
+             BEGIN IF NEW.principal > 1000000 THEN RAISE EXCEPTION 'too big'; END IF; RETURN NEW; END $$; \
+             CREATE TRIGGER no_huge_loans BEFORE INSERT ON loans FOR EACH ROW EXECUTE FUNCTION no_huge_loans();",
+        )
+        .await
+        .unwrap();
+    let pii = danbao_api::crypto::PiiKeys::from_master(PII_KEY).unwrap();
+    let today = chrono::NaiveDate::from_ymd_opt(2026, 11, 27).unwrap();
+    let err = demo::run(
+        &db.url,
+        &pii,
+        &DemoOptions {
+            loans: 50,
+            verify: false,
+            ..opts(today)
+        },
+    )
+    .await
+    .unwrap_err();
+    assert!(format!("{err:#}").contains("no_huge_loans"), "{err:#}");
+    let counts = values(
+        &db.url,
+        "SELECT (SELECT count(*) FROM borrowers) || '/' || (SELECT count(*) FROM loans) || '/' || \
+                (SELECT count(*) FROM instalments)",
+    )
+    .await;
+    assert_eq!(counts, ["0/0/0"]);
+    let trigger = values(
+        &db.url,
+        "SELECT tgenabled::text FROM pg_trigger WHERE tgname = 'repayments_fit_loan'",
+    )
+    .await;
+    assert_eq!(trigger, ["O"]);
+}
