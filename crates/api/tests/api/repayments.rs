@@ -655,3 +655,67 @@ async fn the_disbursement_repayments_migration_reverts_and_reapplies() {
     let app = spawn_app().await;
     revert_and_reapply(&app, "2026-11-27-000004_disbursement_repayments").await;
 }
+
+/// Each of the loan's fact rows (instalments, then principal payments) with the transaction
+/// that wrote it.
+async fn fact_versions(app: &TestApp, loan: &str) -> Vec<(String, String)> {
+    #[derive(QueryableByName)]
+    struct Row {
+        #[diesel(sql_type = Text)]
+        k: String,
+        #[diesel(sql_type = Text)]
+        x: String,
+    }
+    let mut conn = app.db.connect().await;
+    let rows: Vec<Row> = sql_query(format!(
+        "SELECT 'i' || number || ' ' || coalesce(paid_on::text, '-') AS k, xmin::text AS x \
+           FROM instalment_facts WHERE loan_id = '{loan}' \
+         UNION ALL \
+         SELECT 'p' || number || ' ' || value_date || ' ' || principal, xmin::text \
+           FROM principal_payments WHERE loan_id = '{loan}' ORDER BY 1"
+    ))
+    .load(&mut conn)
+    .await
+    .unwrap();
+    rows.into_iter().map(|r| (r.k, r.x)).collect()
+}
+
+#[tokio::test]
+async fn a_repayment_rewrites_only_the_facts_it_changes() {
+    let app = spawn_app().await;
+    let desk = app.desk("100000.00").await;
+    let bank = banks(&app, &desk).await;
+    let loan = active(&app, &desk, &bank, 1).await;
+    let before = fact_versions(&app, &loan).await;
+    assert_eq!(before.len(), 12, "{before:?}");
+
+    // The first instalment, on time: its fact row and a principal payment change, the other
+    // eleven instalments' rows are left as they were.
+    json_of(
+        repay(&app, &bank.a, &loan, "R-1", "2025-02-15", "1043.50").await,
+        201,
+    )
+    .await;
+    let after = fact_versions(&app, &loan).await;
+    assert_eq!(after.len(), 13, "{after:?}");
+    assert!(after.iter().any(|(k, _)| k == "i1 2025-02-15"), "{after:?}");
+    assert!(
+        after.iter().any(|(k, _)| k == "p1 2025-02-15 1000.00"),
+        "{after:?}"
+    );
+    let kept: Vec<_> = after.iter().filter(|a| before.contains(a)).collect();
+    assert_eq!(kept.len(), 11, "{before:?} → {after:?}");
+
+    // Reversed: the payment's row goes, the instalment is unpaid again, the rest stay.
+    let (_, list) = app
+        .get_json(&format!("/v1/loans/{loan}/repayments"), &bank.a)
+        .await;
+    let id = list["items"][0]["id"].as_str().unwrap().to_owned();
+    json_of(reverse(&app, &bank.a, &id).await, 200).await;
+    let reversed = fact_versions(&app, &loan).await;
+    assert_eq!(reversed.len(), 12, "{reversed:?}");
+    assert!(reversed.iter().any(|(k, _)| k == "i1 -"), "{reversed:?}");
+    let kept: Vec<_> = reversed.iter().filter(|a| after.contains(a)).collect();
+    assert_eq!(kept.len(), 11, "{after:?} → {reversed:?}");
+    reconcile(&app, &bank.a).await;
+}
