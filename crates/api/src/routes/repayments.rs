@@ -151,9 +151,28 @@ pub async fn loan_with_position(
     loan: LoanRow,
     as_of: NaiveDate,
 ) -> ApiResult<LoanView> {
-    let pos = match Books::load(conn, &loan).await? {
-        Some(b) => b.position_on(as_of)?,
-        None => None,
+    let pos = match loan.disbursed_on {
+        Some(start) if as_of >= start => {
+            let policy = repo::policy::find(conn, loan.policy_id)
+                .await?
+                .ok_or_else(|| internal("policy missing"))?;
+            let instalments = repo::repayment::instalments_of(conn, loan.id).await?;
+            let books = Books::from_rows(&loan, &policy, &instalments, Vec::new())?
+                .ok_or_else(|| internal("no books of a disbursed loan"))?;
+            let repayments = repo::repayment::counting_repayments_of(conn, loan.id)
+                .await?
+                .into_iter()
+                .map(|(id, value_date, fen)| {
+                    Ok(Repayment {
+                        id,
+                        value_date,
+                        amount: money(Decimal::new(fen, 2))?,
+                    })
+                })
+                .collect::<ApiResult<Vec<_>>>()?;
+            Some(books.position(&repayments, as_of)?)
+        }
+        _ => None,
     };
     loan_view_with(loan, as_of, pos.as_ref())
 }

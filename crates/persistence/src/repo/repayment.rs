@@ -104,6 +104,28 @@ pub async fn repayments_of(
         .await
 }
 
+/// The loan's repayments that count (not reversed), brief: id, value date and amount in fen,
+/// in booking order. A loan's read needs no more; decoding four NUMERIC columns per row was
+/// most of the cost of reading a loan with hundreds of repayments.
+pub async fn counting_repayments_of(
+    conn: &mut AsyncPgConnection,
+    loan_id: Uuid,
+) -> QueryResult<Vec<(Uuid, NaiveDate, i64)>> {
+    repayments::table
+        .filter(repayments::loan_id.eq(loan_id))
+        .filter(diesel::dsl::not(diesel::dsl::exists(
+            repayment_reversals::table.filter(repayment_reversals::repayment_id.eq(repayments::id)),
+        )))
+        .order((repayments::created_at.asc(), repayments::id.asc()))
+        .select((
+            repayments::id,
+            repayments::value_date,
+            diesel::dsl::sql::<diesel::sql_types::BigInt>("(repayments.amount * 100)::int8"),
+        ))
+        .load(conn)
+        .await
+}
+
 pub async fn find(conn: &mut AsyncPgConnection, id: Uuid) -> QueryResult<Option<RepaymentRow>> {
     repayments::table
         .find(id)
