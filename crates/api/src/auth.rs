@@ -314,6 +314,51 @@ fn token_error_reason(e: &jsonwebtoken::errors::Error) -> &'static str {
     }
 }
 
+/// Runs password hashing or verification on the blocking pool, at most one per core at a
+/// time. Argon2 takes 19 MiB for each hash: unbounded, the 32 clerks of the benchmark logging in
+/// together took the server past 180 MiB, and a burst of logins from many clients could take
+/// all of its memory. More hashes at once than cores finish no sooner; the rest queue.
+pub async fn hashing<T, F>(f: F) -> Result<T, actix_web::error::BlockingError>
+where
+    F: FnOnce() -> T + Send + 'static,
+    T: Send + 'static,
+{
+    static PERMITS: std::sync::OnceLock<tokio::sync::Semaphore> = std::sync::OnceLock::new();
+    let permits = PERMITS.get_or_init(|| {
+        tokio::sync::Semaphore::new(std::thread::available_parallelism().map_or(2, usize::from))
+    });
+    // The semaphore is never closed.
+    let _permit = permits.acquire().await.ok();
+    let _busy = Busy::start();
+    web::block(f).await
+}
+
+/// Hashes running now, and the most seen at once (tests read it through [`hashing_peak`]).
+static HASHING_NOW: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+static HASHING_PEAK: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+struct Busy;
+
+impl Busy {
+    fn start() -> Busy {
+        use std::sync::atomic::Ordering::SeqCst;
+        let now = HASHING_NOW.fetch_add(1, SeqCst) + 1;
+        HASHING_PEAK.fetch_max(now, SeqCst);
+        Busy
+    }
+}
+
+impl Drop for Busy {
+    fn drop(&mut self) {
+        HASHING_NOW.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+/// The most password hashes this process has run at once.
+pub fn hashing_peak() -> usize {
+    HASHING_PEAK.load(std::sync::atomic::Ordering::SeqCst)
+}
+
 /// Argon2id with the crate's default (OWASP-recommended) parameters.
 pub fn hash_password(password: &str) -> anyhow::Result<String> {
     let salt = SaltString::generate(&mut OsRng);

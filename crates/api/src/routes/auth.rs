@@ -207,7 +207,7 @@ async fn audit_failure(
 
 async fn verify_blocking(secret: String, hash: String) -> ApiResult<bool> {
     // Argon2 is deliberately slow: keep it off the async worker.
-    web::block(move || verify_password(&secret, &hash))
+    crate::auth::hashing(move || verify_password(&secret, &hash))
         .await
         .map_err(ApiError::internal)
 }

@@ -67,7 +67,7 @@ pub async fn create(
     let client_id = format!("bc-{}", &random_secret(8));
     let secret = random_secret(24);
     let s = secret.clone();
-    let hash = web::block(move || hash_password(&s))
+    let hash = crate::auth::hashing(move || hash_password(&s))
         .await
         .map_err(ApiError::internal)?
         .map_err(ApiError::internal)?;

@@ -88,7 +88,7 @@ pub async fn change_password(
         .await?
         .ok_or(ApiError::NotFound)?;
     let (cur, hash) = (body.current_password, row.password_hash.clone());
-    if !web::block(move || verify_password(&cur, &hash))
+    if !crate::auth::hashing(move || verify_password(&cur, &hash))
         .await
         .map_err(ApiError::internal)?
     {
@@ -97,7 +97,7 @@ pub async fn change_password(
             "is not the current password",
         ));
     }
-    let new_hash = web::block(move || hash_password(&body.new_password))
+    let new_hash = crate::auth::hashing(move || hash_password(&body.new_password))
         .await
         .map_err(ApiError::internal)?
         .map_err(ApiError::internal)?;

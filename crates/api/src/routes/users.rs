@@ -134,7 +134,7 @@ pub async fn create_user(
         Some(p) => (p, false),
         None => (random_secret(12), true),
     };
-    let hash = web::block(move || hash_password(&password).map(|h| (h, password)))
+    let hash = crate::auth::hashing(move || hash_password(&password).map(|h| (h, password)))
         .await
         .map_err(ApiError::internal)?
         .map_err(ApiError::internal)?;

@@ -612,3 +612,33 @@ async fn tokens_of_deactivated_users_and_revoked_clients_stop_working() {
     tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
     assert_eq!(me_status(&app, &other).await, 401);
 }
+
+#[tokio::test]
+async fn logins_at_once_all_pass_with_at_most_one_hash_per_core() {
+    let app = spawn_app().await;
+    let users = 8;
+    for i in 0..users {
+        app.admin_create(
+            "/v1/users",
+            json!({ "username": format!("user{i}"), "display_name": "u", "password": "Test password 1",
+                    "role": "admin" }),
+        )
+        .await;
+    }
+    let answers = futures_util::future::join_all((0..users).map(|i| {
+        app.http
+            .post(app.url("/v1/auth/token"))
+            .json(&json!({ "username": format!("user{i}"), "password": "Test password 1" }))
+            .send()
+    }))
+    .await;
+    for a in answers {
+        assert_eq!(a.unwrap().status(), 200);
+    }
+    let cores = std::thread::available_parallelism().map_or(2, usize::from);
+    let peak = danbao_api::auth::hashing_peak();
+    assert!(
+        (1..=cores).contains(&peak),
+        "{peak} hashes at once on {cores} cores"
+    );
+}
