@@ -17,10 +17,7 @@ pub(crate) fn fen(money: Money) -> i128 {
 /// Fen back to money; an error if negative or beyond `NUMERIC(18,2)` (only absurd inputs get
 /// there: the callers never subtract below zero).
 pub(crate) fn money(fen: i128) -> Result<Money, DomainError> {
-    Decimal::try_from_i128_with_scale(fen, 2)
-        .ok()
-        .and_then(|d| Money::from_decimal(d).ok())
-        .ok_or_else(too_large)
+    Money::from_fen(fen).map_err(|_| too_large())
 }
 
 pub(crate) fn too_large() -> DomainError {

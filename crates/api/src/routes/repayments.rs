@@ -166,7 +166,7 @@ pub async fn loan_with_position(
                     Ok(Repayment {
                         id,
                         value_date,
-                        amount: money(Decimal::new(fen, 2))?,
+                        amount: Money::from_fen(i128::from(fen))?,
                     })
                 })
                 .collect::<ApiResult<Vec<_>>>()?;
