@@ -138,3 +138,87 @@ async fn import_repayments_applies_a_file_and_reports() {
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(stderr.contains("memo: unknown column"), "{stderr}");
 }
+
+/// The same rows in chunks of 7 (each loan's books carried from chunk to chunk, its rows out
+/// of date order so that later chunks move allocations made by earlier ones, an overpayment
+/// refused midway) and in one chunk, on twin loans: the same outcomes, the same books, and
+/// facts that `danbao verify` recomputes to the same.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn import_repayments_gives_the_same_books_in_small_chunks_as_in_one() {
+    let served = serve_on_test_db().await;
+    let s = &served.server;
+    let world = seed(s, 8).await;
+    let teller = world.teller;
+    let dir = tempfile::tempdir().unwrap();
+    // Loans 1-4 get the rows in chunks of 7, loans 5-8 the same rows in one chunk.
+    let file = |twin: usize, prefix: &str| {
+        let mut f = String::from("bank_reference,value_date,amount,bank_account_no\r\n");
+        for i in 0..120usize {
+            let loan = 1 + i % 4 + twin;
+            let day = 1 + (i * 11) % 28;
+            let month = if i % 3 == 0 { 2 } else { 3 };
+            // More than loan 3 (and its twin, 7) owes: refused, the rows around it apply.
+            let amount = if i == 50 { "13000.00" } else { "25.00" };
+            f.push_str(&format!(
+                "{prefix}-{i},2025-{month:02}-{day:02},{amount},ACC-{loan}\r\n"
+            ));
+        }
+        f
+    };
+    let small = dir.path().join("small.csv");
+    let whole = dir.path().join("whole.csv");
+    std::fs::write(&small, file(0, "S")).unwrap();
+    std::fs::write(&whole, file(4, "W")).unwrap();
+    let url = served.database_url();
+    let summaries: Vec<String> = [(&small, "7"), (&whole, "100000")]
+        .into_iter()
+        .map(|(path, rows)| {
+            let out = import(
+                url,
+                &[
+                    "--bank",
+                    "JXRCU",
+                    "--chunk-rows",
+                    rows,
+                    path.to_str().unwrap(),
+                ],
+            );
+            let (stdout, stderr) = text(&out);
+            assert!(
+                matches!(out.status.code(), Some(0 | 2)),
+                "{stdout}\n{stderr}"
+            );
+            let line = stdout
+                .lines()
+                .find(|l| l.contains(" rows, "))
+                .unwrap_or_else(|| panic!("{stdout}"));
+            line[line.find(": ").unwrap()..].to_owned()
+        })
+        .collect();
+    assert_eq!(summaries[0], summaries[1]);
+    assert!(!summaries[0].contains(" 0 failed"), "{}", summaries[0]);
+
+    for k in 0..4 {
+        let (a, b) = (&world.loans[k].0, &world.loans[k + 4].0);
+        let (_, la) = s.get_json(&teller, &format!("/v1/loans/{a}")).await;
+        let (_, lb) = s.get_json(&teller, &format!("/v1/loans/{b}")).await;
+        assert_eq!(la["position"], lb["position"], "loan {}", k + 1);
+        assert_eq!(la["status"], lb["status"], "loan {}", k + 1);
+        let (_, sa) = s
+            .get_json(&teller, &format!("/v1/loans/{a}/schedule"))
+            .await;
+        let (_, sb) = s
+            .get_json(&teller, &format!("/v1/loans/{b}/schedule"))
+            .await;
+        assert_eq!(sa["instalments"], sb["instalments"], "loan {}", k + 1);
+    }
+    let out = danbao()
+        .arg("verify")
+        .env("DATABASE_URL", url)
+        .env("DANBAO_DATA_KEY", crate::harness::DATA_KEY)
+        .output()
+        .unwrap();
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    assert!(!stdout.contains("FAIL"), "{stdout}");
+}

@@ -115,6 +115,11 @@ struct ImportArgs {
     /// All rows or none: any failed row rejects the whole file.
     #[arg(long)]
     atomic: bool,
+    /// Rows applied together: more is faster for a file spread over many loans, and takes
+    /// more memory.
+    #[arg(long, default_value_t = danbao_api::routes::repayment_batches::CHUNK_ROWS,
+          value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=100_000))]
+    chunk_rows: usize,
     /// Business time zone: what "today" means for value dates.
     #[arg(long, env = "DANBAO_TIMEZONE", default_value = "Asia/Shanghai")]
     timezone: chrono_tz::Tz,
@@ -417,6 +422,7 @@ async fn import_repayments(url: &str, a: ImportArgs) -> anyhow::Result<()> {
             today,
             idem: None,
             idem_hasher: None,
+            chunk_rows: a.chunk_rows,
         },
         Box::pin(chunks),
         &mut |p| {

@@ -47,6 +47,7 @@ use danbao_persistence::models::loan::LoanRow;
 use danbao_persistence::models::policy::PolicyRow;
 use danbao_persistence::models::repayment::{AllocationRow, RepaymentRow};
 use danbao_persistence::models::repayment_batch::{BatchRow, BatchRowOutcome};
+use danbao_persistence::models::stats::{InstalmentFactRow, PrincipalPaymentRow};
 use danbao_persistence::repo;
 use danbao_persistence::repo::repayment_batch::BatchLoan;
 use futures_util::{Stream, StreamExt};
@@ -237,6 +238,8 @@ pub struct BatchRequest<'a> {
     /// Makes retries safe; fingerprinted over the raw body (and `atomic`).
     pub idem: Option<Idem>,
     pub idem_hasher: Option<sha2::Sha256>,
+    /// Rows applied together ([`CHUNK_ROWS`] unless `import-repayments --chunk-rows`).
+    pub chunk_rows: usize,
 }
 
 /// The finished batch (or the replay of an earlier answer to the same Idempotency-Key).
@@ -261,6 +264,33 @@ struct Run<'a> {
     held: Vec<BatchRowOutcome>,
     /// Atomic mode: repayments created by this file (rolled back if it is rejected).
     created: HashSet<Uuid>,
+    cache: LoanCache,
+}
+
+/// What the chunks loaded and changed of their loans, kept for the next chunks of the file:
+/// with rows spread over many loans, every chunk used to load the books of nearly every loan
+/// again. The loans stay locked to the end of the file's transaction, so nothing else changes
+/// them meanwhile. Dropped when a chunk is rolled back or goes row by row (its savepoint took
+/// the locks and the changes it made with it), and when it holds more than
+/// [`CACHE_REPAYMENTS`] repayments (memory).
+#[derive(Default)]
+struct LoanCache {
+    loans: HashMap<Uuid, LoanRow>,
+    books: HashMap<Uuid, Books>,
+    policies: HashMap<Uuid, PolicyRow>,
+    current: HashMap<Uuid, HashMap<Uuid, AllocationRow>>,
+    first_extended: HashMap<Uuid, u32>,
+    /// Each loan's facts as last written by this file, compared with instead of read again.
+    facts: HashMap<Uuid, (Vec<InstalmentFactRow>, Vec<PrincipalPaymentRow>)>,
+}
+
+/// About 300 bytes each with their allocations: the cache stays under ~100 MiB.
+const CACHE_REPAYMENTS: usize = 300_000;
+
+impl LoanCache {
+    fn repayments(&self) -> usize {
+        self.books.values().map(|b| b.repayments.len()).sum()
+    }
 }
 
 fn bounded(s: &str, max: usize) -> String {
@@ -330,6 +360,7 @@ impl Run<'_> {
         &self,
         conn: &mut AsyncPgConnection,
         work: &[Work],
+        cache: &mut LoanCache,
     ) -> ApiResult<ChunkResult> {
         let ids: Vec<Uuid> = work
             .iter()
@@ -339,6 +370,7 @@ impl Run<'_> {
             })
             .collect::<BTreeSet<_>>()
             .into_iter()
+            .filter(|id| !cache.loans.contains_key(id))
             .collect();
         let references: Vec<String> = work
             .iter()
@@ -347,14 +379,11 @@ impl Run<'_> {
                 Work::Refused(..) => None,
             })
             .collect();
-        let mut loans: HashMap<Uuid, LoanRow> = if ids.is_empty() {
-            HashMap::new()
+        // Loans not seen by an earlier chunk: locked, and their books loaded.
+        let fresh: Vec<LoanRow> = if ids.is_empty() {
+            Vec::new()
         } else {
-            repo::loan::lock_many(conn, &ids)
-                .await?
-                .into_iter()
-                .map(|l| (l.id, l))
-                .collect()
+            repo::loan::lock_many(conn, &ids).await?
         };
         let mut firsts: HashMap<String, RepaymentRow> = if references.is_empty() {
             HashMap::new()
@@ -366,15 +395,11 @@ impl Run<'_> {
                 .collect()
         };
         // Books only of loans a repayment can go to (as `apply_repayment` loads them).
-        let open: Vec<&LoanRow> = loans
-            .values()
+        let open: Vec<&LoanRow> = fresh
+            .iter()
             .filter(|l| l.disbursed_on.is_some() && (l.status == "active" || l.status == "settled"))
             .collect();
         let open_ids: Vec<Uuid> = open.iter().map(|l| l.id).collect();
-        let mut books: HashMap<Uuid, Books> = HashMap::new();
-        let mut policies: HashMap<Uuid, PolicyRow> = HashMap::new();
-        let mut current: HashMap<Uuid, HashMap<Uuid, AllocationRow>> = HashMap::new();
-        let mut first_extended: HashMap<Uuid, u32> = HashMap::new();
         if !open_ids.is_empty() {
             let policy_ids: Vec<Uuid> = open
                 .iter()
@@ -385,10 +410,11 @@ impl Run<'_> {
             let many = repo::repayment::books_of_many(conn, &open_ids, &policy_ids)
                 .await?
                 .grouped();
-            policies = many.policies;
+            cache.policies.extend(many.policies);
             let (instalments, mut repayments) = (many.instalments, many.repayments);
             for l in &open {
-                let policy = policies
+                let policy = cache
+                    .policies
                     .get(&l.policy_id)
                     .ok_or_else(|| ApiError::internal(anyhow::anyhow!("policy missing")))?;
                 let b = Books::from_rows(
@@ -398,11 +424,12 @@ impl Run<'_> {
                     repayments.remove(&l.id).unwrap_or_default(),
                 )?;
                 if let Some(b) = b {
-                    books.insert(l.id, b);
+                    cache.books.insert(l.id, b);
                 }
             }
             for a in repo::repayment::current_allocations(conn, &open_ids).await? {
-                current
+                cache
+                    .current
                     .entry(a.loan_id)
                     .or_default()
                     .insert(a.repayment_id, a);
@@ -415,11 +442,20 @@ impl Run<'_> {
             if !extended.is_empty() {
                 for e in repo::compensation::extensions_of(conn, &extended).await? {
                     if let Ok(f) = u32::try_from(e.first_extended) {
-                        first_extended.insert(e.loan_id, f);
+                        cache.first_extended.insert(e.loan_id, f);
                     }
                 }
             }
         }
+        cache.loans.extend(fresh.into_iter().map(|l| (l.id, l)));
+        let LoanCache {
+            loans,
+            books,
+            policies,
+            current,
+            first_extended,
+            facts: written,
+        } = cache;
 
         let mut outcomes = Vec::with_capacity(work.len());
         let mut repaid: HashMap<Uuid, rust_decimal::Decimal> = HashMap::new();
@@ -489,10 +525,9 @@ impl Run<'_> {
 
         repo::repayment::insert_many(conn, &new_rows).await?;
         repo::repayment::append_allocations(conn, &allocations).await?;
-        let mut facts = Vec::new();
-        let mut payments = Vec::new();
         let mut touched: Vec<Uuid> = last.keys().copied().collect();
         touched.sort();
+        let mut new_facts = Vec::with_capacity(touched.len());
         for id in &touched {
             let (Some(loan), Some(pos)) = (loans.get(id), last.get(id)) else {
                 continue;
@@ -500,12 +535,31 @@ impl Run<'_> {
             let policy = policies
                 .get(&loan.policy_id)
                 .ok_or_else(|| ApiError::internal(anyhow::anyhow!("policy missing")))?;
-            let (f, p) =
-                crate::facts::facts_of(loan, policy, first_extended.get(id).copied(), pos)?;
-            facts.extend(f);
-            payments.extend(p);
+            let f = crate::facts::facts_of(loan, policy, first_extended.get(id).copied(), pos)?;
+            new_facts.push((*id, f));
         }
-        repo::stats::replace_facts_of_many(conn, &touched, &facts, &payments).await?;
+        // The facts this file wrote before are known; only the others are read.
+        let unknown: Vec<Uuid> = new_facts
+            .iter()
+            .map(|(id, _)| *id)
+            .filter(|id| !written.contains_key(id))
+            .collect();
+        let (mut old_facts, mut old_payments) = if unknown.is_empty() {
+            (Vec::new(), Vec::new())
+        } else {
+            repo::stats::facts_of(conn, &unknown).await?
+        };
+        let (mut facts, mut payments) = (Vec::new(), Vec::new());
+        for (id, (f, p)) in &new_facts {
+            if let Some((of, op)) = written.get(id) {
+                old_facts.extend_from_slice(of);
+                old_payments.extend_from_slice(op);
+            }
+            facts.extend_from_slice(f);
+            payments.extend_from_slice(p);
+        }
+        repo::stats::write_fact_changes(conn, &old_facts, &old_payments, &facts, &payments).await?;
+        written.extend(new_facts);
         for (id, on) in settled {
             repo::repayment::set_settled(conn, id, Some(on)).await?;
         }
@@ -645,13 +699,20 @@ impl Run<'_> {
         // The whole chunk at once, in a savepoint: its statements cannot fail for one row's
         // sake (every row was checked in memory), but should one fail anyway (a reference
         // raced in by a loan of a fund first seen later), the chunk goes row by row.
+        let mut cache = std::mem::take(&mut self.cache);
         let together = {
             let this = &*self;
-            conn.transaction::<_, ApiError, _>(async |c| this.together(c, &work).await)
+            let cache = &mut cache;
+            conn.transaction::<_, ApiError, _>(async |c| this.together(c, &work, cache).await)
                 .await
         };
         let (outcomes, repaid, created) = match together {
-            Ok(t) => t,
+            Ok(t) => {
+                if cache.repayments() <= CACHE_REPAYMENTS {
+                    self.cache = cache;
+                }
+                t
+            }
             Err(e) => {
                 tracing::warn!(error = %e, "repayment file chunk applied row by row");
                 self.one_by_one(conn, work).await?
@@ -768,6 +829,7 @@ where
         failed: 0,
         held: Vec::new(),
         created: HashSet::new(),
+        cache: LoanCache::default(),
     };
     if req.atomic {
         // The money moves inside this savepoint; the verdict decides whether it stays.
@@ -775,7 +837,8 @@ where
     }
 
     let mut done = Progress::default();
-    let mut pending: Vec<RawRow> = Vec::with_capacity(CHUNK_ROWS * 2);
+    let chunk_rows = req.chunk_rows.max(1);
+    let mut pending: Vec<RawRow> = Vec::with_capacity(chunk_rows * 2);
     match req.format {
         Format::Csv => {
             let mut csv = CsvRows::default();
@@ -793,8 +856,8 @@ where
                     continue;
                 }
                 csv.feed(bytes, &mut pending)?;
-                while pending.len() >= CHUNK_ROWS {
-                    let rest = pending.split_off(CHUNK_ROWS);
+                while pending.len() >= chunk_rows {
+                    let rest = pending.split_off(chunk_rows);
                     let rows = std::mem::replace(&mut pending, rest);
                     done.rows += rows.len() as u64;
                     run.chunk(conn, rows).await?;
@@ -825,8 +888,8 @@ where
             done.bytes = whole.len() as u64;
             pending = json_rows(&whole)?;
             drop(whole);
-            while pending.len() > CHUNK_ROWS {
-                let rest = pending.split_off(CHUNK_ROWS);
+            while pending.len() > chunk_rows {
+                let rest = pending.split_off(chunk_rows);
                 let rows = std::mem::replace(&mut pending, rest);
                 done.rows += rows.len() as u64;
                 run.chunk(conn, rows).await?;
@@ -1112,6 +1175,7 @@ pub async fn create(
             today: state.today(),
             idem: has_key.then_some(idem),
             idem_hasher: has_key.then_some(hasher),
+            chunk_rows: CHUNK_ROWS,
         },
         body,
         &mut |_| {},

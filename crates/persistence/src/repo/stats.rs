@@ -28,7 +28,6 @@ pub async fn replace_facts_of_many(
     facts: &[InstalmentFactRow],
     payments: &[PrincipalPaymentRow],
 ) -> QueryResult<()> {
-    use std::collections::HashMap;
     if loan_ids.is_empty() {
         return Ok(());
     }
@@ -42,11 +41,23 @@ pub async fn replace_facts_of_many(
         .select(PrincipalPaymentRow::as_select())
         .load(&mut conn)
         .await?;
+    write_fact_changes(conn, &old_facts, &old_payments, facts, payments).await
+}
 
+/// Turns the stored facts `old_*` (all of some loans' rows, as they are in the database) into
+/// `facts` and `payments` (all of the same loans' rows), writing only the rows that differ.
+pub async fn write_fact_changes(
+    mut conn: &AsyncPgConnection,
+    old_facts: &[InstalmentFactRow],
+    old_payments: &[PrincipalPaymentRow],
+    facts: &[InstalmentFactRow],
+    payments: &[PrincipalPaymentRow],
+) -> QueryResult<()> {
+    use std::collections::HashMap;
     let mut want: HashMap<(Uuid, i32), &InstalmentFactRow> =
         facts.iter().map(|f| ((f.loan_id, f.number), f)).collect();
     let (mut gone_loans, mut gone_numbers) = (Vec::new(), Vec::new());
-    for f in &old_facts {
+    for f in old_facts {
         let key = (f.loan_id, f.number);
         match want.get(&key) {
             Some(w) if *w == f => {
@@ -67,7 +78,7 @@ pub async fn replace_facts_of_many(
         .collect();
     let (mut gone_p_loans, mut gone_p_numbers, mut gone_p_dates) =
         (Vec::new(), Vec::new(), Vec::new());
-    for p in &old_payments {
+    for p in old_payments {
         let key = (p.loan_id, p.number, p.value_date);
         match want.get(&key) {
             Some(w) if *w == p => {
