@@ -10,5 +10,6 @@ mod embedded;
 mod faults;
 mod harness;
 mod import_repayments;
+mod memory;
 mod no_postgres;
 mod read_replica;
