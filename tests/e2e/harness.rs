@@ -376,3 +376,13 @@ pub fn processes_using(dir: &Path) -> Vec<(i32, String)> {
     }
     found
 }
+
+/// Resident memory of a process (`VmRSS`), KiB.
+pub fn rss_kib(pid: i32) -> u64 {
+    let status = fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or_else(|| panic!("no VmRSS in {status}"))
+}

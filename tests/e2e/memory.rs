@@ -1,17 +1,7 @@
 //! The server's memory after a burst of logins: argon2 takes 19 MiB per hash, and glibc
 //! used to keep each of those blocks in the arena of the thread that hashed.
 use crate::database_url::serve_on_test_db_with;
-use crate::harness::ADMIN_PASSWORD;
-
-/// Resident memory of a process, KiB.
-fn rss_kib(pid: i32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap_or_else(|| panic!("no VmRSS in {status}"))
-}
+use crate::harness::{rss_kib, ADMIN_PASSWORD};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_burst_of_logins_leaves_no_hashing_memory_behind() {

@@ -5,21 +5,13 @@
 use super::load::Sample;
 use super::world::seed;
 use crate::database_url::serve_on_test_db_with;
+use crate::harness::rss_kib;
 use std::time::{Duration, Instant};
 
 const POOL: usize = 2;
 const CLIENTS: usize = 40;
 const ACQUIRE_TIMEOUT_MS: u64 = 100;
 const ROUNDS: usize = 3;
-
-fn rss_kib(pid: i32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .expect("VmRSS")
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn more_clients_than_connections_queue_then_get_503_without_growing() {
