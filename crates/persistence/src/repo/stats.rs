@@ -23,7 +23,7 @@ pub async fn replace_facts(
 /// One read per table, then one DELETE per table by key and multi-row INSERTs as far as the
 /// bind limit allows. (A shared connection, so that it can be pipelined with other writes.)
 pub async fn replace_facts_of_many(
-    mut conn: &AsyncPgConnection,
+    conn: &AsyncPgConnection,
     loan_ids: &[Uuid],
     facts: &[InstalmentFactRow],
     payments: &[PrincipalPaymentRow],
@@ -31,16 +31,7 @@ pub async fn replace_facts_of_many(
     if loan_ids.is_empty() {
         return Ok(());
     }
-    let old_facts: Vec<InstalmentFactRow> = instalment_facts::table
-        .filter(instalment_facts::loan_id.eq_any(loan_ids))
-        .select(InstalmentFactRow::as_select())
-        .load(&mut conn)
-        .await?;
-    let old_payments: Vec<PrincipalPaymentRow> = principal_payments::table
-        .filter(principal_payments::loan_id.eq_any(loan_ids))
-        .select(PrincipalPaymentRow::as_select())
-        .load(&mut conn)
-        .await?;
+    let (old_facts, old_payments) = facts_of(conn, loan_ids).await?;
     write_fact_changes(conn, &old_facts, &old_payments, facts, payments).await
 }
 
@@ -53,46 +44,15 @@ pub async fn write_fact_changes(
     facts: &[InstalmentFactRow],
     payments: &[PrincipalPaymentRow],
 ) -> QueryResult<()> {
-    use std::collections::HashMap;
-    let mut want: HashMap<(Uuid, i32), &InstalmentFactRow> =
-        facts.iter().map(|f| ((f.loan_id, f.number), f)).collect();
-    let (mut gone_loans, mut gone_numbers) = (Vec::new(), Vec::new());
-    for f in old_facts {
-        let key = (f.loan_id, f.number);
-        match want.get(&key) {
-            Some(w) if *w == f => {
-                want.remove(&key);
-            }
-            _ => {
-                gone_loans.push(f.loan_id);
-                gone_numbers.push(f.number);
-            }
-        }
-    }
-    let mut new_facts: Vec<&InstalmentFactRow> = want.into_values().collect();
-    new_facts.sort_by_key(|f| (f.loan_id, f.number));
-
-    let mut want: HashMap<(Uuid, i32, chrono::NaiveDate), &PrincipalPaymentRow> = payments
-        .iter()
-        .map(|p| ((p.loan_id, p.number, p.value_date), p))
-        .collect();
-    let (mut gone_p_loans, mut gone_p_numbers, mut gone_p_dates) =
-        (Vec::new(), Vec::new(), Vec::new());
-    for p in old_payments {
-        let key = (p.loan_id, p.number, p.value_date);
-        match want.get(&key) {
-            Some(w) if *w == p => {
-                want.remove(&key);
-            }
-            _ => {
-                gone_p_loans.push(p.loan_id);
-                gone_p_numbers.push(p.number);
-                gone_p_dates.push(p.value_date);
-            }
-        }
-    }
-    let mut new_payments: Vec<&PrincipalPaymentRow> = want.into_values().collect();
-    new_payments.sort_by_key(|p| (p.loan_id, p.number, p.value_date));
+    let (gone, new_facts) = changed(old_facts, facts, |f| (f.loan_id, f.number));
+    let (gone_loans, gone_numbers): (Vec<Uuid>, Vec<i32>) =
+        gone.iter().map(|f| (f.loan_id, f.number)).unzip();
+    let (gone, new_payments) = changed(old_payments, payments, |p| {
+        (p.loan_id, p.number, p.value_date)
+    });
+    let gone_p_loans: Vec<Uuid> = gone.iter().map(|p| p.loan_id).collect();
+    let gone_p_numbers: Vec<i32> = gone.iter().map(|p| p.number).collect();
+    let gone_p_dates: Vec<chrono::NaiveDate> = gone.iter().map(|p| p.value_date).collect();
 
     use diesel::sql_types::{Array, Date, Int4, Uuid as SqlUuid};
     if !gone_p_loans.is_empty() {
@@ -134,15 +94,38 @@ pub async fn write_fact_changes(
     Ok(())
 }
 
+/// The rows of `old` that `new` does not hold as they are (to delete), and the rows of `new`
+/// that `old` does not (to insert, in key order); rows are matched by `key`.
+fn changed<'a, T: PartialEq, K: std::hash::Hash + Eq + Ord>(
+    old: &'a [T],
+    new: &'a [T],
+    key: impl Fn(&T) -> K,
+) -> (Vec<&'a T>, Vec<&'a T>) {
+    let mut want: std::collections::HashMap<K, &T> = new.iter().map(|r| (key(r), r)).collect();
+    let mut gone = Vec::new();
+    for r in old {
+        let k = key(r);
+        match want.get(&k) {
+            Some(w) if *w == r => {
+                want.remove(&k);
+            }
+            _ => gone.push(r),
+        }
+    }
+    let mut added: Vec<(K, &T)> = want.into_iter().collect();
+    added.sort_by(|a, b| a.0.cmp(&b.0));
+    (gone, added.into_iter().map(|(_, r)| r).collect())
+}
+
 pub async fn facts_of(
-    conn: &mut AsyncPgConnection,
+    mut conn: &AsyncPgConnection,
     loan_ids: &[Uuid],
 ) -> QueryResult<(Vec<InstalmentFactRow>, Vec<PrincipalPaymentRow>)> {
     let facts = instalment_facts::table
         .filter(instalment_facts::loan_id.eq_any(loan_ids))
         .order((instalment_facts::loan_id, instalment_facts::number))
         .select(InstalmentFactRow::as_select())
-        .load(conn)
+        .load(&mut conn)
         .await?;
     let payments = principal_payments::table
         .filter(principal_payments::loan_id.eq_any(loan_ids))
@@ -152,7 +135,7 @@ pub async fn facts_of(
             principal_payments::value_date,
         ))
         .select(PrincipalPaymentRow::as_select())
-        .load(conn)
+        .load(&mut conn)
         .await?;
     Ok((facts, payments))
 }
