@@ -5,6 +5,9 @@
 
 use crate::database_url::serve_on_test_db;
 use crate::harness::{danbao, read_json, Server, ADMIN_PASSWORD, DATA_KEY};
+use danbao_persistence::diesel::sql_types::BigInt;
+use danbao_persistence::diesel::{sql_query, QueryableByName};
+use danbao_persistence::diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use serde_json::{json, Value};
 
 fn created((status, body): (u16, Value)) -> Value {
@@ -411,7 +414,37 @@ async fn a_bank_integrators_week() {
     let (_, f) = s.get_json(&wang, &format!("/v1/funds/{fund_id}")).await;
     assert_eq!(f["outstanding_guaranteed"], "63000.00", "{f}");
 
-    // The week's books check out.
+    // The server rolls the week's statistics deltas up in the background (every two seconds).
+    let pending = async || -> (i64, i64) {
+        #[derive(QueryableByName)]
+        struct Counts {
+            #[diesel(sql_type = BigInt)]
+            pending: i64,
+            #[diesel(sql_type = BigInt)]
+            rolled: i64,
+        }
+        let mut conn = AsyncPgConnection::establish(served.database_url())
+            .await
+            .unwrap();
+        let c: Counts = sql_query(
+            "SELECT (SELECT count(*) FROM stat_due_deltas) AS pending, \
+                    (SELECT count(*) FROM stat_due_rollups WHERE instalments > 0) AS rolled",
+        )
+        .get_result(&mut conn)
+        .await
+        .unwrap();
+        (c.pending, c.rolled)
+    };
+    let waited = std::time::Instant::now();
+    let (mut left, mut rolled) = pending().await;
+    while left > 0 && waited.elapsed() < std::time::Duration::from_secs(20) {
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        (left, rolled) = pending().await;
+    }
+    assert_eq!(left, 0, "deltas still pending after {:?}", waited.elapsed());
+    assert!(rolled > 0, "nothing rolled up");
+
+    // The week's books check out (the rollups are the sums of the facts among them).
     let out = danbao()
         .arg("verify")
         .env("DATABASE_URL", served.database_url())
@@ -426,4 +459,5 @@ async fn a_bank_integrators_week() {
     );
     assert!(!stdout.contains("FAIL"), "{stdout}");
     assert!(stdout.contains("fund balance"), "{stdout}");
+    assert!(stdout.contains("statistics rollups"), "{stdout}");
 }

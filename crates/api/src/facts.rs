@@ -54,21 +54,25 @@ pub fn facts_of(
             })
         })
         .collect::<ApiResult<Vec<_>>>()?;
-    let mut paid: BTreeMap<(u32, chrono::NaiveDate), rust_decimal::Decimal> = BTreeMap::new();
+    type Paid = BTreeMap<(u32, chrono::NaiveDate), (rust_decimal::Decimal, chrono::NaiveDate)>;
+    let mut paid: Paid = BTreeMap::new();
     for (i, due) in pos.instalments.iter().zip(PrincipalDue::from_position(pos)) {
         for (date, amount) in due.payments {
-            *paid.entry((i.number, date)).or_default() += amount.amount();
+            paid.entry((i.number, date))
+                .or_insert((rust_decimal::Decimal::ZERO, i.due_date))
+                .0 += amount.amount();
         }
     }
     let payments = paid
         .into_iter()
-        .filter(|(_, p)| !p.is_zero())
-        .map(|((number, value_date), principal)| {
+        .filter(|(_, (p, _))| !p.is_zero())
+        .map(|((number, value_date), (principal, due_date))| {
             Ok(PrincipalPaymentRow {
                 loan_id: loan.id,
                 number: i32::try_from(number).map_err(internal)?,
                 value_date,
                 principal,
+                due_date,
             })
         })
         .collect::<ApiResult<Vec<_>>>()?;

@@ -472,6 +472,8 @@ async fn import_repayments(url: &str, a: ImportArgs) -> anyhow::Result<()> {
             );
         }
     };
+    // The file's statistics deltas, rolled up now rather than by the next server tick.
+    danbao_api::stats::roll_up(&mut conn).await?;
     let elapsed = started.elapsed();
     println!(
         "batch {} ({}, {}): {} rows, {} applied, {} duplicates, {} failed",
@@ -590,6 +592,26 @@ async fn create_user(url: &str, a: CreateUserArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Moves the statistics rollups' pending deltas into the rollups every two seconds, so that
+/// reads sum a few rows per cell and month (reads add the pending ones, so nothing waits on
+/// this; it only keeps them few).
+async fn roll_up_statistics(pool: danbao_persistence::pool::DbPool) {
+    let mut every = tokio::time::interval(Duration::from_secs(2));
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        every.tick().await;
+        let moved = match pool.get().await {
+            Ok(mut conn) => danbao_api::stats::roll_up(&mut conn).await,
+            Err(e) => Err(e.into()),
+        };
+        match moved {
+            Ok(0) => {}
+            Ok(n) => tracing::debug!(deltas = n, "statistics rolled up"),
+            Err(e) => tracing::warn!(error = %e, "rolling up statistics failed"),
+        }
+    }
+}
+
 async fn serve(db_args: DbArgs, mut a: ServeArgs) -> anyhow::Result<()> {
     // An empty variable (`DANBAO_ADMIN_PASSWORD=`) means "not set", not an empty secret.
     for secret in [&mut a.admin_password, &mut a.jwt_secret, &mut a.data_key] {
@@ -642,6 +664,7 @@ async fn serve(db_args: DbArgs, mut a: ServeArgs) -> anyhow::Result<()> {
         .filter(|u| !u.trim().is_empty())
         .map(|u| pool::build_pool_with(u, a.pool_size, acquire_timeout, statement_timeout))
         .transpose()?;
+    tokio::spawn(roll_up_statistics(pool.clone()));
     let state = AppState {
         pool,
         read_pool,

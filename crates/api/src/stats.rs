@@ -4,8 +4,12 @@
 //!
 //! Each family of measures is one SQL statement over the books and the facts kept beside them
 //! (`instalment_facts`, `principal_payments`), grouped with `GROUPING SETS ((key), ())`, so
-//! the total comes from the same scan as the groups. Amounts and counts are sums; rates are
-//! computed last from their numerator and denominator, so groups always add up to the total.
+//! the total comes from the same scan as the groups. The principal falling due (in the period
+//! and since the start) and the subsidy read the rollups by month, year and cell instead
+//! (migration 000011, `due_family`), corrected to the as-of date: a scan of every fact
+//! ([`Source::Scan`]) is kept as the reference they are tested against. Amounts and counts
+//! are sums; rates are computed last from their numerator and denominator, so groups always
+//! add up to the total.
 //!
 //! Flows are counted on their own date: issuance on the disbursement date, principal falling
 //! due and the subsidy on the instalment's due date, the count-based rate on the loan's last
@@ -14,7 +18,7 @@
 //! Stocks (outstanding balance, overdue and PAR, fund balance and outstanding guaranteed, the
 //! communities in force, cumulative issuance) are as of the as-of date; grouped by a period
 //! they have no meaning and are null in the groups (the total has them).
-use chrono::NaiveDate;
+use chrono::{Datelike, NaiveDate};
 use danbao_domain::{percent, RegionCode, RegionLevel};
 use danbao_persistence::diesel::sql_types::{Date, Nullable, Numeric, Text, Uuid as SqlUuid};
 use danbao_persistence::diesel::{sql_query, QueryableByName};
@@ -380,6 +384,25 @@ fn instalment_paid_by(by: &str) -> String {
 /// The figures for `p`, all from one snapshot: families read in one read-only repeatable-read
 /// transaction, so the groups add up to the total even while repayments are being written.
 pub async fn summary(conn: &mut AsyncPgConnection, p: &Params) -> anyhow::Result<Summary> {
+    summary_with(conn, p, Source::Rollups).await
+}
+
+/// Where the families of principal falling due come from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    /// The rollups by month and cell, corrected to the as-of date (what [`summary`] uses).
+    Rollups,
+    /// A scan of every instalment fact in the period: the reference the rollups are tested
+    /// against.
+    Scan,
+}
+
+/// [`summary`], reading the principal falling due from `source`.
+pub async fn summary_with(
+    conn: &mut AsyncPgConnection,
+    p: &Params,
+    source: Source,
+) -> anyhow::Result<Summary> {
     conn.build_transaction()
         .read_only()
         .repeatable_read()
@@ -387,12 +410,16 @@ pub async fn summary(conn: &mut AsyncPgConnection, p: &Params) -> anyhow::Result
             // These scans' cost estimates cross PostgreSQL's JIT thresholds, and compiling
             // them cost more than running them (1.2 s of a 1.4 s statement, measured).
             sql_query("SET LOCAL jit = off").execute(conn).await?;
-            summary_in(conn, p).await
+            summary_in(conn, p, source).await
         })
         .await
 }
 
-async fn summary_in(conn: &mut AsyncPgConnection, p: &Params) -> anyhow::Result<Summary> {
+async fn summary_in(
+    conn: &mut AsyncPgConnection,
+    p: &Params,
+    source: Source,
+) -> anyhow::Result<Summary> {
     let mut acc: Acc = BTreeMap::new();
     let stock_groups = p.group_by.is_none_or(|g| !g.is_time());
     let hi = "LEAST($5, $6)";
@@ -447,8 +474,10 @@ async fn summary_in(conn: &mut AsyncPgConnection, p: &Params) -> anyhow::Result<
             m.outstanding_balance = Some(r.c);
         }
     }
-    // Principal falling due: in the period, and since the start.
-    {
+    // Principal falling due: in the period, and since the start; the subsidy.
+    if source == Source::Rollups {
+        due_families(conn, p, &mut acc).await?;
+    } else {
         let (k, grouped) = key(p, &loan_cols(Some("f.due_date")));
         let by_as_of = instalment_paid_by("$6");
         let on_time = instalment_paid_by("LEAST(f.due_date + po.grace_days, $6)");
@@ -591,7 +620,7 @@ async fn summary_in(conn: &mut AsyncPgConnection, p: &Params) -> anyhow::Result<
         }
     }
     // Interest subsidy on instalments due in the period, paid on time.
-    {
+    if source == Source::Scan {
         let (k, grouped) = key(p, &loan_cols(Some("f.due_date")));
         let sql = format!(
             "SELECT {k} AS k, coalesce(sum(f.subsidy), 0) AS a, 0::numeric AS b, 0::numeric AS c,
@@ -824,4 +853,297 @@ async fn labels(
         .load(conn)
         .await?;
     Ok(rows.into_iter().map(|l| (l.k, l.name)).collect())
+}
+
+/// How a date range `[lo, hi]` is read from the rollups: the whole months in it up to `cap`,
+/// `[m0, m1)`, of which the whole years `[y0, y1)` are read from year rows; the rest of the
+/// range (at most two runs of days) is scanned from the facts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Split {
+    m0: NaiveDate,
+    m1: NaiveDate,
+    y0: NaiveDate,
+    y1: NaiveDate,
+    edges: Vec<(NaiveDate, NaiveDate)>,
+}
+
+fn first_of_month(d: NaiveDate) -> NaiveDate {
+    d.with_day(1).unwrap_or(d)
+}
+
+fn next_month(d: NaiveDate) -> NaiveDate {
+    first_of_month(d)
+        .checked_add_months(chrono::Months::new(1))
+        .unwrap_or(NaiveDate::MAX)
+}
+
+/// `years`: whether year rows may be used (not when grouping by month or quarter).
+fn split(lo: NaiveDate, hi: NaiveDate, cap: NaiveDate, years: bool) -> Split {
+    let m0 = if lo.day() == 1 { lo } else { next_month(lo) };
+    let end = hi.min(cap);
+    let m1 = end.succ_opt().map_or(NaiveDate::MAX, first_of_month);
+    if m1 <= m0 {
+        return Split {
+            m0,
+            m1: m0,
+            y0: m0,
+            y1: m0,
+            edges: if lo <= hi { vec![(lo, hi)] } else { vec![] },
+        };
+    }
+    let mut edges = Vec::new();
+    if lo < m0 {
+        edges.push((lo, m0.pred_opt().unwrap_or(m0)));
+    }
+    if m1 <= hi {
+        edges.push((m1, hi));
+    }
+    let jan = |d: NaiveDate| NaiveDate::from_ymd_opt(d.year(), 1, 1).unwrap_or(d);
+    let y0 = if m0 == jan(m0) {
+        m0
+    } else {
+        NaiveDate::from_ymd_opt(m0.year() + 1, 1, 1).unwrap_or(NaiveDate::MAX)
+    };
+    let y1 = jan(m1);
+    let (y0, y1) = if years && y0 < y1 { (y0, y1) } else { (m0, m0) };
+    Split {
+        m0,
+        m1,
+        y0,
+        y1,
+        edges,
+    }
+}
+
+/// The columns of the union the due families sum (see [`due_family`]).
+const DUE_COLS: Cols = Cols {
+    region: Some("r.region_code"),
+    bank: Some("r.bank_id"),
+    centre: Some("r.centre_id"),
+    category: Some("r.category"),
+    date: Some("r.period"),
+};
+
+/// Principal falling due in `[lo, hi]` (`a`), of it repaid by the as-of date (`b`) and by its
+/// due date + grace (`c`), and the subsidy earned on time (`d`): from the rollups for the
+/// whole months up to `cap`, less what was paid after the as-of date, plus a scan of the
+/// facts for the days around them. What a scan of every fact in the range gives (`Scan`).
+async fn due_family(
+    conn: &mut AsyncPgConnection,
+    p: &Params,
+    lo: NaiveDate,
+    hi: NaiveDate,
+    cap: NaiveDate,
+) -> anyhow::Result<(Vec<Row5>, bool)> {
+    use anyhow::Context;
+    let years = !matches!(p.group_by, Some(GroupBy::Month | GroupBy::Quarter));
+    let sp = split(lo, hi, cap, years);
+    let (k, grouped) = key(p, &DUE_COLS);
+    let by_as_of = instalment_paid_by("$6");
+    let on_time = instalment_paid_by("LEAST(f.due_date + l.grace_days, $6)");
+    let cell = "l.region_code, l.bank_id, l.centre_id, l.category";
+    // The few rows these branches find each look their loan up by key. (OFFSET 0 keeps the
+    // planner from joining instead: it expects far more rows and would read every loan.)
+    let loan_of = |t: &str| {
+        format!(
+            "(SELECT l.region_code, l.bank_id, l.centre_id, l.category, po.grace_days
+               FROM loans l JOIN policies po ON po.id = l.policy_id WHERE l.id = {t}.loan_id OFFSET 0)"
+        )
+    };
+    let (loan_of_p, loan_of_f) = (loan_of("p"), loan_of("f"));
+    let sql = format!(
+        "SELECT {k} AS k, coalesce(sum(r.a), 0) AS a, coalesce(sum(r.b), 0) AS b, coalesce(sum(r.c), 0) AS c,
+                coalesce(sum(r.d), 0) AS d, coalesce(sum(r.e), 0) AS e, coalesce(sum(r.f), 0) AS f
+         FROM (
+           SELECT period, region_code, bank_id, centre_id, category,
+                  fell_due AS a, paid AS b, paid_on_time AS c, subsidy AS d, instalments AS e, subsidised AS f
+           FROM stat_due_rollups
+           WHERE (grain = 'y' AND period >= $9 AND period < $10)
+              OR (grain = 'm' AND ((period >= $7 AND period < $9) OR (period >= $10 AND period < $8)))
+           UNION ALL
+           SELECT period, region_code, bank_id, centre_id, category, fell_due, paid, paid_on_time, subsidy,
+                  instalments, subsidised
+           FROM stat_due_deltas WHERE period >= $7 AND period < $8
+           UNION ALL
+           -- The rollups hold every payment; those after the as-of date are taken off. They
+           -- are late (due on or before the as-of date), so a partial index finds them.
+           SELECT p.due_date, {cell}, 0, -p.principal,
+                  CASE WHEN p.value_date <= p.due_date + l.grace_days THEN -p.principal ELSE 0 END, 0, 0, 0
+           FROM principal_payments p CROSS JOIN LATERAL {loan_of_p} l
+           WHERE p.value_date > $6 AND p.value_date > p.due_date AND p.due_date >= $7 AND p.due_date < $8
+           UNION ALL
+           SELECT f.due_date, {cell}, 0, 0, 0, -f.subsidy, 0, -1
+           FROM instalment_facts f CROSS JOIN LATERAL {loan_of_f} l
+           WHERE f.paid_on > $6 AND f.paid_on > f.due_date AND f.due_date >= $7 AND f.due_date < $8
+             AND NOT f.extended AND f.paid_on <= f.due_date + l.grace_days
+           UNION ALL
+           SELECT f.due_date, {cell}, f.principal, {by_as_of}, {on_time}, s.subsidy, 1, s.subsidised
+           FROM instalment_facts f CROSS JOIN LATERAL {loan_of_f} l
+           CROSS JOIN LATERAL (
+             SELECT CASE WHEN earns THEN f.subsidy ELSE 0 END AS subsidy, CASE WHEN earns THEN 1 ELSE 0 END AS subsidised
+             FROM (SELECT NOT f.extended AND f.paid_on <= LEAST(f.due_date + l.grace_days, $6) AS earns) x
+           ) s
+           WHERE f.due_date BETWEEN $11 AND $12 OR f.due_date BETWEEN $13 AND $14
+         ) r
+         WHERE r.region_code LIKE $1 AND ($2::uuid IS NULL OR r.bank_id = $2) AND ($3::uuid IS NULL OR r.centre_id = $3)
+         GROUP BY GROUPING SETS (({k}), ())"
+    );
+    // An empty run for a missing edge (dates PostgreSQL holds).
+    let none = (
+        NaiveDate::from_ymd_opt(9999, 12, 31).unwrap_or(NaiveDate::MAX),
+        NaiveDate::from_ymd_opt(1, 1, 1).unwrap_or(NaiveDate::MIN),
+    );
+    let e0 = <[_]>::first(&sp.edges).copied().unwrap_or(none);
+    let e1 = sp.edges.get(1).copied().unwrap_or(none);
+    let rows = bound!(sql.clone(), p)
+        .bind::<Date, _>(sp.m0)
+        .bind::<Date, _>(sp.m1)
+        .bind::<Date, _>(sp.y0)
+        .bind::<Date, _>(sp.y1)
+        .bind::<Date, _>(e0.0)
+        .bind::<Date, _>(e0.1)
+        .bind::<Date, _>(e1.0)
+        .bind::<Date, _>(e1.1)
+        .load::<Row5>(conn)
+        .await
+        .with_context(|| format!("statistics query failed: {sql}"))?;
+    Ok((rows, grouped))
+}
+
+/// The families of principal falling due and the subsidy, from the rollups. A group shows
+/// where a scan of the facts would have had rows: instalments due (`e`) for the principal
+/// falling due, instalments earning their subsidy (`f`) for the subsidy.
+async fn due_families(
+    conn: &mut AsyncPgConnection,
+    p: &Params,
+    acc: &mut Acc,
+) -> anyhow::Result<()> {
+    let hi = p.to.min(p.as_of);
+    let start = NaiveDate::from_ymd_opt(1, 1, 1).unwrap_or(NaiveDate::MIN);
+    // The subsidy counts instalments due up to `to` even after the as-of date; the rest up
+    // to the as-of date only. After it, the rollups (which know no as-of date) are not used.
+    let (period, grouped) = due_family(conn, p, p.from, p.to, p.as_of).await?;
+    let same = hi == p.to;
+    for r in period {
+        if r.k.is_some() && !grouped {
+            continue;
+        }
+        let due = same && r.e > Decimal::ZERO;
+        if r.f > Decimal::ZERO || due {
+            acc.entry(r.k.clone()).or_default().subsidy = r.d;
+        }
+        if due {
+            let m = acc.entry(r.k).or_default();
+            m.fell_due = r.a;
+            m.repaid = r.b;
+            m.repaid_on_time = r.c;
+        }
+    }
+    let mut flows = Vec::new();
+    if !same {
+        flows.push((due_family(conn, p, p.from, hi, p.as_of).await?, false));
+    }
+    flows.push((due_family(conn, p, start, hi, p.as_of).await?, true));
+    for ((rows, grouped), cumulative) in flows {
+        for r in rows {
+            if (r.k.is_some() && !grouped) || r.e <= Decimal::ZERO {
+                continue;
+            }
+            let m = acc.entry(r.k).or_default();
+            if cumulative {
+                m.cumulative_fell_due = r.a;
+                m.cumulative_repaid = r.b;
+                m.cumulative_repaid_on_time = r.c;
+            } else {
+                m.fell_due = r.a;
+                m.repaid = r.b;
+                m.repaid_on_time = r.c;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Moves the pending rollup deltas into the rollups (one mover at a time across replicas).
+/// Returns how many deltas it moved.
+pub async fn roll_up(conn: &mut AsyncPgConnection) -> anyhow::Result<i64> {
+    #[derive(QueryableByName)]
+    struct Moved {
+        #[diesel(sql_type = danbao_persistence::diesel::sql_types::BigInt)]
+        n: i64,
+    }
+    let m: Moved = sql_query("SELECT danbao_roll_up_stat_due() AS n")
+        .get_result(conn)
+        .await?;
+    Ok(m.n)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn d(s: &str) -> NaiveDate {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn a_range_is_whole_years_whole_months_and_days_around_them() {
+        let s = split(d("2023-03-15"), d("2025-05-20"), d("2025-05-20"), true);
+        assert_eq!(
+            s,
+            Split {
+                m0: d("2023-04-01"),
+                m1: d("2025-05-01"),
+                y0: d("2024-01-01"),
+                y1: d("2025-01-01"),
+                edges: vec![
+                    (d("2023-03-15"), d("2023-03-31")),
+                    (d("2025-05-01"), d("2025-05-20"))
+                ],
+            }
+        );
+        // A whole year, as of its last day: no days to scan.
+        let s = split(d("2025-01-01"), d("2025-12-31"), d("2025-12-31"), true);
+        assert_eq!(
+            (s.m0, s.m1, s.y0, s.y1),
+            (
+                d("2025-01-01"),
+                d("2026-01-01"),
+                d("2025-01-01"),
+                d("2026-01-01")
+            )
+        );
+        assert!(s.edges.is_empty());
+        // Grouped by month: month rows only.
+        let s = split(d("2025-01-01"), d("2025-12-31"), d("2025-12-31"), false);
+        assert_eq!((s.y0, s.y1), (s.m0, s.m0));
+        // Within one month: all days.
+        let s = split(d("2025-02-03"), d("2025-02-27"), d("2025-12-31"), true);
+        assert_eq!(s.m0, s.m1);
+        assert_eq!(s.edges, vec![(d("2025-02-03"), d("2025-02-27"))]);
+        // Capped by the as-of date: what comes after it is scanned.
+        let s = split(d("2025-01-01"), d("2025-12-31"), d("2025-06-10"), true);
+        assert_eq!(
+            (s.m0, s.m1, s.y0, s.y1),
+            (
+                d("2025-01-01"),
+                d("2025-06-01"),
+                d("2025-01-01"),
+                d("2025-01-01")
+            )
+        );
+        assert_eq!(s.edges, vec![(d("2025-06-01"), d("2025-12-31"))]);
+        // Since the start of time.
+        let s = split(d("0001-01-01"), d("2025-11-27"), d("2025-11-27"), true);
+        assert_eq!(
+            (s.m0, s.y0, s.y1, s.m1),
+            (
+                d("0001-01-01"),
+                d("0001-01-01"),
+                d("2025-01-01"),
+                d("2025-11-01")
+            )
+        );
+        assert_eq!(s.edges, vec![(d("2025-11-01"), d("2025-11-27"))]);
+    }
 }

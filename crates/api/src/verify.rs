@@ -147,6 +147,20 @@ const RULES: &[(&str, &str, &str)] = &[
             OR w.recovered_to_fund <> coalesce(r.total, 0)
             OR w.loss <> c.paid_amount - coalesce(r.total, 0)",
     ),
+    (
+        "the statistics rollups (rolled up and pending) are the sums of the facts",
+        "stat_due_rollups",
+        "SELECT grain || ' ' || period || ' ' || region_code || '/' || bank_id || '/' || centre_id || '/' || category
+                || ': rolled up ' || coalesce(c.fell_due || '/' || c.paid || '/' || c.paid_on_time || '/' || c.subsidy
+                                              || '/' || c.instalments || '/' || c.subsidised, 'nothing')
+                || ', facts ' || coalesce(e.fell_due || '/' || e.paid || '/' || e.paid_on_time || '/' || e.subsidy
+                                          || '/' || e.instalments || '/' || e.subsidised, 'nothing') AS what
+         FROM stat_due_current c FULL JOIN stat_due_expected e USING (grain, period, region_code, bank_id, centre_id, category)
+         WHERE (c.fell_due, c.paid, c.paid_on_time, c.subsidy, c.instalments, c.subsidised)
+               IS DISTINCT FROM (e.fell_due, e.paid, e.paid_on_time, e.subsidy, e.instalments, e.subsidised)
+           AND NOT (e.fell_due IS NULL AND c.fell_due = 0 AND c.paid = 0 AND c.paid_on_time = 0 AND c.subsidy = 0
+                    AND c.instalments = 0 AND c.subsidised = 0)",
+    ),
 ];
 
 /// Runs every rule against the database at `url`. `today`: the business date for positions.
@@ -271,7 +285,13 @@ async fn positions(
             let want = crate::facts::facts_of(loan, policy, extended.get(&loan.id).copied(), &pos)
                 .map_err(|e| anyhow::anyhow!("loan {}: {e}", loan.id))?;
             if rebuild_facts {
-                repo::stats::replace_facts(conn, loan.id, &want.0, &want.1).await?;
+                // One transaction per loan: a fact and its payments change together (the
+                // payments' foreign key is checked at commit).
+                conn.transaction::<_, anyhow::Error, _>(async |c| {
+                    repo::stats::replace_facts(c, loan.id, &want.0, &want.1).await?;
+                    Ok(())
+                })
+                .await?;
             } else if stored.remove(&loan.id).unwrap_or_default() != want {
                 facts_failed += 1;
                 if fact_failures.len() < SHOWN {

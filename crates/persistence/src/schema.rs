@@ -345,6 +345,7 @@ diesel::table! {
         number -> Int4,
         value_date -> Date,
         principal -> Numeric,
+        due_date -> Date,
     }
 }
 

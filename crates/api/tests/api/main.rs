@@ -17,3 +17,4 @@ mod openapi;
 mod repayments;
 mod scope;
 mod stats;
+mod stats_rollups;

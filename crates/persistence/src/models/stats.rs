@@ -25,6 +25,8 @@ pub struct PrincipalPaymentRow {
     pub number: i32,
     pub value_date: NaiveDate,
     pub principal: Decimal,
+    /// Its instalment's (so that a moved due date rewrites the row, and its rollup month).
+    pub due_date: NaiveDate,
 }
 
 #[derive(Debug, Clone, Queryable, Selectable)]

@@ -1,0 +1,281 @@
+//! The statistics rollups (by month and cell, corrected to the as-of date) answer exactly as a
+//! scan of every instalment fact does, on a demo province's whole history, for random
+//! periods, as-of dates, scopes and groupings: rolled up, with deltas pending, and after facts
+//! are deleted, changed and written again.
+use crate::helpers::{spawn_app, TestApp, PII_KEY};
+use chrono::{Datelike, Days, NaiveDate};
+use danbao_api::demo::{self, DemoOptions};
+use danbao_api::stats::{self, GroupBy, Params, Scope, Source};
+use danbao_domain::RegionCode;
+use danbao_persistence::diesel::sql_query;
+use danbao_persistence::diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
+use uuid::Uuid;
+
+/// A small deterministic generator, so that a failure names a case that can be run again.
+struct Lcg(u64);
+
+impl Lcg {
+    fn below(&mut self, n: u64) -> u64 {
+        self.0 = self
+            .0
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        (self.0 >> 33) % n
+    }
+}
+
+fn cases(today: NaiveDate, regions: &[String], banks: &[Uuid]) -> Vec<Params> {
+    let groupings = [
+        None,
+        Some(GroupBy::Region),
+        Some(GroupBy::Bank),
+        Some(GroupBy::Centre),
+        Some(GroupBy::Category),
+        Some(GroupBy::Month),
+        Some(GroupBy::Quarter),
+        Some(GroupBy::Year),
+    ];
+    let start = NaiveDate::from_ymd_opt(2006, 1, 1).unwrap();
+    let span = u64::try_from((today - start).num_days()).unwrap() + 400;
+    let day = |n: u64| start.checked_add_days(Days::new(n)).unwrap();
+    let scope = |region: &str, bank_id: Option<Uuid>| Scope {
+        region: RegionCode::parse(region).unwrap(),
+        bank_id,
+        centre_id: None,
+    };
+    let year = |y: i32, m: u32, d: u32| NaiveDate::from_ymd_opt(y, m, d).unwrap();
+    let mut out = Vec::new();
+    // The reports supervisors ask for: a whole year as of its end, this year as of today.
+    for g in groupings {
+        out.push(Params {
+            scope: scope("360000", None),
+            from: year(2020, 1, 1),
+            to: year(2020, 12, 31),
+            as_of: year(2020, 12, 31),
+            group_by: g,
+        });
+        out.push(Params {
+            scope: scope("360000", None),
+            from: year(today.year(), 1, 1),
+            to: year(today.year(), 12, 31),
+            as_of: today,
+            group_by: g,
+        });
+    }
+    let mut rng = Lcg(20_261_127);
+    for _ in 0..48 {
+        let from = day(rng.below(span));
+        let to = from.checked_add_days(Days::new(rng.below(900))).unwrap();
+        // As of the end of the period, after it, inside it or before it.
+        let as_of = match rng.below(4) {
+            0 => to,
+            1 => to.checked_add_days(Days::new(rng.below(400))).unwrap(),
+            2 => from.checked_add_days(Days::new(rng.below(900))).unwrap(),
+            _ => day(rng.below(span)),
+        };
+        let region = &regions[usize::try_from(rng.below(regions.len() as u64)).unwrap()];
+        let bank = (rng.below(3) == 0)
+            .then(|| banks[usize::try_from(rng.below(banks.len() as u64)).unwrap()]);
+        out.push(Params {
+            scope: scope(region, bank),
+            from,
+            to,
+            as_of,
+            group_by: groupings[usize::try_from(rng.below(groupings.len() as u64)).unwrap()],
+        });
+    }
+    out
+}
+
+/// Where two answers differ: path, rollups' value, scan's value.
+fn differences(path: &str, a: &serde_json::Value, b: &serde_json::Value, out: &mut Vec<String>) {
+    use serde_json::Value;
+    match (a, b) {
+        (Value::Object(x), Value::Object(y)) => {
+            for (k, v) in x {
+                differences(
+                    &format!("{path}.{k}"),
+                    v,
+                    y.get(k).unwrap_or(&Value::Null),
+                    out,
+                );
+            }
+            for k in y.keys().filter(|k| !x.contains_key(*k)) {
+                out.push(format!("{path}.{k}: missing, {}", y[k]));
+            }
+        }
+        (Value::Array(x), Value::Array(y)) => {
+            // Groups, matched by key.
+            let key = |v: &Value| v.get("key").map_or(String::new(), ToString::to_string);
+            for v in x {
+                match y.iter().find(|w| key(w) == key(v)) {
+                    Some(w) => differences(&format!("{path}[{}]", key(v)), v, w, out),
+                    None => out.push(format!("{path}[{}]: only from the rollups", key(v))),
+                }
+            }
+            for w in y.iter().filter(|w| !x.iter().any(|v| key(v) == key(w))) {
+                out.push(format!("{path}[{}]: only from the scan", key(w)));
+            }
+        }
+        _ if a != b => out.push(format!("{path}: {a} vs {b}")),
+        _ => {}
+    }
+}
+
+async fn assert_same(conn: &mut AsyncPgConnection, cases: &[Params], when: &str) {
+    for p in cases {
+        let rolled = stats::summary_with(conn, p, Source::Rollups).await.unwrap();
+        let scanned = stats::summary_with(conn, p, Source::Scan).await.unwrap();
+        let mut diff = Vec::new();
+        differences(
+            "",
+            &serde_json::to_value(&rolled).unwrap(),
+            &serde_json::to_value(&scanned).unwrap(),
+            &mut diff,
+        );
+        assert!(
+            diff.is_empty(),
+            "{when}: {p:?}: rollups/scan differ: {diff:#?}"
+        );
+    }
+}
+
+#[derive(danbao_persistence::diesel::QueryableByName)]
+struct Text {
+    #[diesel(sql_type = danbao_persistence::diesel::sql_types::Text)]
+    t: String,
+}
+
+async fn texts(conn: &mut AsyncPgConnection, sql: &str) -> Vec<String> {
+    sql_query(sql)
+        .load::<Text>(conn)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| r.t)
+        .collect()
+}
+
+async fn pending(conn: &mut AsyncPgConnection) -> i64 {
+    texts(conn, "SELECT count(*)::text AS t FROM stat_due_deltas").await[0]
+        .parse()
+        .unwrap()
+}
+
+/// A test app whose database holds a demo province (small chunks, so that the bulk load's
+/// COPYs come in several statements).
+async fn demo_app(seed: u64, loans: u32, from_year: i32, verify: bool) -> (TestApp, NaiveDate) {
+    let app = spawn_app().await;
+    let pii = danbao_api::crypto::PiiKeys::from_master(PII_KEY).unwrap();
+    let today = chrono::Utc::now()
+        .with_timezone(&chrono_tz::Asia::Shanghai)
+        .date_naive();
+    demo::run(
+        &app.db.url,
+        &pii,
+        &DemoOptions {
+            seed,
+            loans,
+            from_year,
+            today,
+            progress: false,
+            verify,
+            chunk: 150,
+        },
+    )
+    .await
+    .unwrap();
+    (app, today)
+}
+
+#[tokio::test]
+async fn rollups_answer_as_a_scan_of_every_fact_does() {
+    let (app, today) = demo_app(11, 400, 2008, false).await;
+    let mut conn = AsyncPgConnection::establish(&app.db.url).await.unwrap();
+    // The province, its first city, and the county with the most loans.
+    let mut regions = vec!["360000".to_owned(), "360100".to_owned()];
+    regions.extend(
+        texts(
+            &mut conn,
+            "SELECT region_code AS t FROM loans GROUP BY 1 ORDER BY count(*) DESC, 1 LIMIT 1",
+        )
+        .await,
+    );
+    let banks: Vec<Uuid> = texts(&mut conn, "SELECT id::text AS t FROM banks ORDER BY 1")
+        .await
+        .iter()
+        .map(|s| s.parse().unwrap())
+        .collect();
+    let cases = cases(today, &regions, &banks);
+    // The demo built the rollups from its facts: nothing pending.
+    assert_eq!(pending(&mut conn).await, 0);
+    let late: i64 = texts(
+        &mut conn,
+        "SELECT count(*)::text AS t FROM principal_payments WHERE value_date > due_date",
+    )
+    .await[0]
+        .parse()
+        .unwrap();
+    assert!(late > 0, "the demo has late payments to correct for");
+    assert_same(&mut conn, &cases, "built by the demo").await;
+
+    // A tenth of the loans lose their facts, and another tenth their paid-on dates (as if
+    // repaid by nobody): deltas pending, then rolled up.
+    sql_query(
+        "WITH gone AS (SELECT id FROM loans WHERE disbursed_on IS NOT NULL ORDER BY id LIMIT 40),
+              p AS (DELETE FROM principal_payments WHERE loan_id IN (SELECT id FROM gone))
+         DELETE FROM instalment_facts WHERE loan_id IN (SELECT id FROM gone)",
+    )
+    .execute(&mut conn)
+    .await
+    .unwrap();
+    sql_query(
+        "UPDATE instalment_facts SET paid_on = NULL WHERE loan_id IN
+           (SELECT id FROM loans WHERE disbursed_on IS NOT NULL ORDER BY id DESC LIMIT 40)",
+    )
+    .execute(&mut conn)
+    .await
+    .unwrap();
+    assert!(pending(&mut conn).await > 0);
+    assert_same(&mut conn, &cases, "with deltas pending").await;
+    let moved = stats::roll_up(&mut conn).await.unwrap();
+    assert!(moved > 0);
+    assert_eq!(pending(&mut conn).await, 0);
+    assert_same(&mut conn, &cases, "rolled up").await;
+
+    // `verify --rebuild-facts` writes them back through the same triggers; the rollups are
+    // the sums of the facts again, and the answers are those of the demo.
+    let report = danbao_api::verify::run_with(&app.db.url, today, true)
+        .await
+        .unwrap();
+    assert!(report.ok(), "{report:?}");
+    assert!(pending(&mut conn).await > 0);
+    assert_same(&mut conn, &cases, "facts written again").await;
+}
+
+#[tokio::test]
+async fn verify_finds_rollups_that_are_not_the_sums_of_the_facts() {
+    let (app, today) = demo_app(3, 60, 2020, true).await;
+    let mut conn = AsyncPgConnection::establish(&app.db.url).await.unwrap();
+    sql_query(
+        "UPDATE stat_due_rollups SET fell_due = fell_due + 1
+         WHERE (grain, period) = (SELECT grain, period FROM stat_due_rollups WHERE grain = 'm' ORDER BY period LIMIT 1)",
+    )
+    .execute(&mut conn)
+    .await
+    .unwrap();
+    let report = danbao_api::verify::run(&app.db.url, today).await.unwrap();
+    let rollups = report
+        .checks
+        .iter()
+        .find(|c| c.rule.contains("rollups"))
+        .unwrap();
+    assert!(rollups.failed >= 1, "{rollups:?}");
+    assert!(rollups.failures[0].contains("rolled up"), "{rollups:?}");
+    // The facts cannot be emptied around the triggers.
+    let err = sql_query("TRUNCATE principal_payments")
+        .execute(&mut conn)
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("statistics rollups"), "{err}");
+}
