@@ -55,53 +55,67 @@ CREATE TABLE stat_due_deltas (
   subsidised   BIGINT NOT NULL
 );
 
--- The contribution of instalment facts (principal, and the subsidy if paid on time) and of
--- principal payments (paid, and on time if by due date + grace), per month and cell.
-CREATE FUNCTION danbao_stat_due_of_facts(sign INTEGER) RETURNS TEXT LANGUAGE sql IMMUTABLE AS $$
-  SELECT format('SELECT date_trunc(''month'', f.due_date)::date, l.region_code, l.bank_id, l.centre_id, l.category,
-           %1$s * sum(f.principal), 0, 0,
-           %1$s * coalesce(sum(f.subsidy) FILTER (WHERE NOT f.extended AND f.paid_on <= f.due_date + po.grace_days), 0),
-           %1$s * count(*), %1$s * count(*) FILTER (WHERE NOT f.extended AND f.paid_on <= f.due_date + po.grace_days)
-         FROM %2$s f JOIN loans l ON l.id = f.loan_id JOIN policies po ON po.id = l.policy_id
-         GROUP BY 1, 2, 3, 4, 5', sign, CASE WHEN sign > 0 THEN 'new_rows' ELSE 'old_rows' END)
-$$;
-
-CREATE FUNCTION danbao_stat_due_of_payments(sign INTEGER) RETURNS TEXT LANGUAGE sql IMMUTABLE AS $$
-  SELECT format('SELECT date_trunc(''month'', p.due_date)::date, l.region_code, l.bank_id, l.centre_id, l.category,
-           0, %1$s * sum(p.principal),
-           %1$s * coalesce(sum(p.principal) FILTER (WHERE p.value_date <= p.due_date + po.grace_days), 0), 0, 0, 0
-         FROM %2$s p JOIN loans l ON l.id = p.loan_id JOIN policies po ON po.id = l.policy_id
-         GROUP BY 1, 2, 3, 4, 5', sign, CASE WHEN sign > 0 THEN 'new_rows' ELSE 'old_rows' END)
-$$;
-
--- One trigger function for both tables: the statement's rows out, then its rows in.
-CREATE FUNCTION danbao_stat_due_changed() RETURNS trigger LANGUAGE plpgsql AS $$
-DECLARE
-  facts BOOLEAN := TG_TABLE_NAME = 'instalment_facts';
+-- The net change of a statement's rows, per month and cell: the rows it removed count
+-- negative, the rows it added positive. Instalment facts bring their principal, and their
+-- subsidy if paid on time; principal payments what was paid, and on time if by the due date
+-- + grace. (Static statements, so that their plans are cached: a trigger runs four times
+-- per repayment.)
+CREATE FUNCTION danbao_stat_due_facts() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
   IF TG_OP IN ('UPDATE', 'DELETE') THEN
-    EXECUTE 'INSERT INTO stat_due_deltas '
-      || CASE WHEN facts THEN danbao_stat_due_of_facts(-1) ELSE danbao_stat_due_of_payments(-1) END;
+    INSERT INTO stat_due_deltas
+    SELECT date_trunc('month', f.due_date)::date, l.region_code, l.bank_id, l.centre_id, l.category,
+           -sum(f.principal), 0, 0,
+           -coalesce(sum(f.subsidy) FILTER (WHERE NOT f.extended AND f.paid_on <= f.due_date + po.grace_days), 0),
+           -count(*), -count(*) FILTER (WHERE NOT f.extended AND f.paid_on <= f.due_date + po.grace_days)
+    FROM old_rows f JOIN loans l ON l.id = f.loan_id JOIN policies po ON po.id = l.policy_id
+    GROUP BY 1, 2, 3, 4, 5;
   END IF;
   IF TG_OP IN ('UPDATE', 'INSERT') THEN
-    EXECUTE 'INSERT INTO stat_due_deltas '
-      || CASE WHEN facts THEN danbao_stat_due_of_facts(1) ELSE danbao_stat_due_of_payments(1) END;
+    INSERT INTO stat_due_deltas
+    SELECT date_trunc('month', f.due_date)::date, l.region_code, l.bank_id, l.centre_id, l.category,
+           sum(f.principal), 0, 0,
+           coalesce(sum(f.subsidy) FILTER (WHERE NOT f.extended AND f.paid_on <= f.due_date + po.grace_days), 0),
+           count(*), count(*) FILTER (WHERE NOT f.extended AND f.paid_on <= f.due_date + po.grace_days)
+    FROM new_rows f JOIN loans l ON l.id = f.loan_id JOIN policies po ON po.id = l.policy_id
+    GROUP BY 1, 2, 3, 4, 5;
+  END IF;
+  RETURN NULL;
+END $$;
+
+CREATE FUNCTION danbao_stat_due_payments() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  IF TG_OP IN ('UPDATE', 'DELETE') THEN
+    INSERT INTO stat_due_deltas
+    SELECT date_trunc('month', p.due_date)::date, l.region_code, l.bank_id, l.centre_id, l.category,
+           0, -sum(p.principal),
+           -coalesce(sum(p.principal) FILTER (WHERE p.value_date <= p.due_date + po.grace_days), 0), 0, 0, 0
+    FROM old_rows p JOIN loans l ON l.id = p.loan_id JOIN policies po ON po.id = l.policy_id
+    GROUP BY 1, 2, 3, 4, 5;
+  END IF;
+  IF TG_OP IN ('UPDATE', 'INSERT') THEN
+    INSERT INTO stat_due_deltas
+    SELECT date_trunc('month', p.due_date)::date, l.region_code, l.bank_id, l.centre_id, l.category,
+           0, sum(p.principal),
+           coalesce(sum(p.principal) FILTER (WHERE p.value_date <= p.due_date + po.grace_days), 0), 0, 0, 0
+    FROM new_rows p JOIN loans l ON l.id = p.loan_id JOIN policies po ON po.id = l.policy_id
+    GROUP BY 1, 2, 3, 4, 5;
   END IF;
   RETURN NULL;
 END $$;
 
 CREATE TRIGGER instalment_facts_rollup_insert AFTER INSERT ON instalment_facts
-  REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION danbao_stat_due_changed();
+  REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION danbao_stat_due_facts();
 CREATE TRIGGER instalment_facts_rollup_update AFTER UPDATE ON instalment_facts
-  REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION danbao_stat_due_changed();
+  REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION danbao_stat_due_facts();
 CREATE TRIGGER instalment_facts_rollup_delete AFTER DELETE ON instalment_facts
-  REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION danbao_stat_due_changed();
+  REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION danbao_stat_due_facts();
 CREATE TRIGGER principal_payments_rollup_insert AFTER INSERT ON principal_payments
-  REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION danbao_stat_due_changed();
+  REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION danbao_stat_due_payments();
 CREATE TRIGGER principal_payments_rollup_update AFTER UPDATE ON principal_payments
-  REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION danbao_stat_due_changed();
+  REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION danbao_stat_due_payments();
 CREATE TRIGGER principal_payments_rollup_delete AFTER DELETE ON principal_payments
-  REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION danbao_stat_due_changed();
+  REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION danbao_stat_due_payments();
 
 -- TRUNCATE would bypass the triggers above; the facts are only ever rewritten row by row.
 CREATE FUNCTION danbao_forbid_truncate() RETURNS trigger LANGUAGE plpgsql AS $$
