@@ -1029,11 +1029,12 @@ async fn due_families(
             continue;
         }
         let due = same && r.e > Decimal::ZERO;
-        if r.f > Decimal::ZERO || due {
-            acc.entry(r.k.clone()).or_default().subsidy = r.d;
+        if r.f <= Decimal::ZERO && !due {
+            continue;
         }
+        let m = acc.entry(r.k).or_default();
+        m.subsidy = r.d;
         if due {
-            let m = acc.entry(r.k).or_default();
             m.fell_due = r.a;
             m.repaid = r.b;
             m.repaid_on_time = r.c;
