@@ -2144,12 +2144,17 @@ const INSERT_RULES: &[(&str, &str)] = &[
 const INSERT_REBUILDS: &[(&str, &str)] = &[
     (
         "instalment_facts_rollup_insert",
-        "SELECT danbao_rebuild_stat_due()",
+        "SELECT danbao_rebuild_statistics()",
     ),
     (
         "principal_payments_rollup_insert",
-        "SELECT danbao_rebuild_stat_due()",
+        "SELECT danbao_rebuild_statistics()",
     ),
+    (
+        "principal_payments_stock_insert",
+        "SELECT danbao_rebuild_statistics()",
+    ),
+    ("loans_stock_insert", "SELECT danbao_rebuild_statistics()"),
 ];
 
 /// Loading millions of rows, PostgreSQL spent most of the demo's time checking each row's

@@ -387,13 +387,13 @@ pub async fn summary(conn: &mut AsyncPgConnection, p: &Params) -> anyhow::Result
     summary_with(conn, p, Source::Rollups).await
 }
 
-/// Where the families of principal falling due come from.
+/// Where the families of principal falling due and the stocks come from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Source {
     /// The rollups by month and cell, corrected to the as-of date (what [`summary`] uses).
     Rollups,
-    /// A scan of every instalment fact in the period: the reference the rollups are tested
-    /// against.
+    /// A scan of every instalment fact in the period and of every loan: the reference the
+    /// rollups are tested against.
     Scan,
 }
 
@@ -447,8 +447,10 @@ async fn summary_in(
             m.waiver_amount = r.f;
         }
     }
-    // Stocks on loans: cumulative issuance, outstanding balance.
-    {
+    // Stocks on loans: cumulative issuance, outstanding balance (and outstanding guaranteed).
+    if source == Source::Rollups {
+        stock_families(conn, p, &mut acc).await?;
+    } else {
         let (k, grouped) = key(p, &loan_cols(None));
         let sql = format!(
             "SELECT {k} AS k,
@@ -746,7 +748,7 @@ async fn summary_in(
             category: None,
             date: None,
         };
-        {
+        if source == Source::Scan {
             let (k, grouped) = key(p, &guaranteed);
             let sql = format!(
                 "SELECT {k} AS k, coalesce(sum(l.principal - {PAID_BY_AS_OF}), 0) AS a, 0::numeric AS b,
@@ -1065,6 +1067,192 @@ async fn due_families(
     Ok(())
 }
 
+/// A cell's stocks on a date (see [`stock_cells`]).
+#[derive(QueryableByName)]
+struct StockCell {
+    #[diesel(sql_type = Text)]
+    region_code: String,
+    #[diesel(sql_type = Text)]
+    bank_id: String,
+    #[diesel(sql_type = Text)]
+    centre_id: String,
+    #[diesel(sql_type = Text)]
+    category: String,
+    /// Disbursed up to the date: count and amount.
+    #[diesel(sql_type = Numeric)]
+    issued: Decimal,
+    #[diesel(sql_type = Numeric)]
+    issued_amount: Decimal,
+    #[diesel(sql_type = Numeric)]
+    balance: Decimal,
+    /// Guarantees in force on the date, and their principal not repaid.
+    #[diesel(sql_type = Numeric)]
+    guarantees: Decimal,
+    #[diesel(sql_type = Numeric)]
+    guaranteed: Decimal,
+    /// Loans disbursed at any date: a scan of the loans shows the cell's group when it has any.
+    #[diesel(sql_type = Numeric)]
+    ever_issued: Decimal,
+}
+
+/// Every cell's stocks on `at`, in the scope: the sum of the events dated up to it (year rows
+/// for the whole years, month rows for the months of its year, the days of its month from the
+/// loans and payments themselves; migration 000012 says what the events are).
+async fn stock_cells(
+    conn: &mut AsyncPgConnection,
+    p: &Params,
+    at: NaiveDate,
+) -> anyhow::Result<Vec<StockCell>> {
+    use anyhow::Context;
+    let start = NaiveDate::from_ymd_opt(1, 1, 1).unwrap_or(NaiveDate::MIN);
+    let sp = split(start, at, at, true);
+    // An empty run when `at` is a month's last day (dates PostgreSQL holds).
+    let (e0, e1) = <[_]>::first(&sp.edges).copied().unwrap_or((
+        NaiveDate::from_ymd_opt(9999, 12, 31).unwrap_or(NaiveDate::MAX),
+        NaiveDate::from_ymd_opt(1, 1, 1).unwrap_or(NaiveDate::MIN),
+    ));
+    let sql = "
+        SELECT r.region_code, r.bank_id::text AS bank_id, r.centre_id::text AS centre_id, r.category,
+               coalesce(sum(r.a), 0)::numeric AS issued, coalesce(sum(r.b), 0) AS issued_amount,
+               coalesce(sum(r.c), 0) AS balance, coalesce(sum(r.d), 0)::numeric AS guarantees,
+               coalesce(sum(r.e), 0) AS guaranteed, coalesce(sum(r.f), 0)::numeric AS ever_issued
+        FROM (
+          -- Year rows: all of them say whether the cell ever issued; those before the date's
+          -- year count. Month rows of the date's year up to its month.
+          SELECT region_code, bank_id, centre_id, category,
+                 CASE WHEN n THEN issued ELSE 0 END AS a, CASE WHEN n THEN issued_amount ELSE 0 END AS b,
+                 CASE WHEN n THEN balance ELSE 0 END AS c, CASE WHEN n THEN guarantees ELSE 0 END AS d,
+                 CASE WHEN n THEN guaranteed ELSE 0 END AS e, CASE WHEN grain = 'y' THEN issued ELSE 0 END AS f
+          FROM stat_stock_rollups
+          CROSS JOIN LATERAL (SELECT (grain = 'y' AND period < $8) OR grain = 'm' AS n) x
+          WHERE grain = 'y' OR (period >= $8 AND period < $9)
+          UNION ALL
+          SELECT region_code, bank_id, centre_id, category,
+                 CASE WHEN n THEN issued ELSE 0 END, CASE WHEN n THEN issued_amount ELSE 0 END,
+                 CASE WHEN n THEN balance ELSE 0 END, CASE WHEN n THEN guarantees ELSE 0 END,
+                 CASE WHEN n THEN guaranteed ELSE 0 END, issued
+          FROM stat_stock_deltas CROSS JOIN LATERAL (SELECT period < $9 AS n) x
+          UNION ALL
+          -- The days of the date's month: loans approved, disbursed or released on them...
+          SELECT l.region_code, l.bank_id, l.centre_id, l.category, e.issued, e.issued_amount, e.balance,
+                 e.guarantees, e.guaranteed, 0
+          FROM loans l
+          CROSS JOIN LATERAL danbao_stat_stock_loan(l.principal, l.approved_on, l.disbursed_on, l.released_on) e
+          WHERE (l.approved_on BETWEEN $10 AND $11 OR l.disbursed_on BETWEEN $10 AND $11
+                 OR l.released_on BETWEEN $10 AND $11)
+            AND e.day BETWEEN $10 AND $11
+          UNION ALL
+          -- ...payments on them, and earlier payments of loans released on them.
+          SELECT l.region_code, l.bank_id, l.centre_id, l.category, 0, 0, e.balance, 0, e.guaranteed, 0
+          FROM principal_payments pp
+          CROSS JOIN LATERAL (SELECT l.* FROM loans l WHERE l.id = pp.loan_id OFFSET 0) l
+          CROSS JOIN LATERAL danbao_stat_stock_payment(pp.value_date, pp.principal, l.disbursed_on, l.released_on) e
+          WHERE pp.value_date BETWEEN $10 AND $11 AND e.day BETWEEN $10 AND $11
+          UNION ALL
+          SELECT l.region_code, l.bank_id, l.centre_id, l.category, 0, 0, e.balance, 0, e.guaranteed, 0
+          FROM loans l JOIN principal_payments pp ON pp.loan_id = l.id
+          CROSS JOIN LATERAL danbao_stat_stock_payment(pp.value_date, pp.principal, l.disbursed_on, l.released_on) e
+          WHERE (l.released_on BETWEEN $10 AND $11 OR l.disbursed_on BETWEEN $10 AND $11)
+            AND NOT pp.value_date BETWEEN $10 AND $11 AND e.day BETWEEN $10 AND $11
+        ) r
+        WHERE r.region_code LIKE $1 AND ($2::uuid IS NULL OR r.bank_id = $2) AND ($3::uuid IS NULL OR r.centre_id = $3)
+        GROUP BY 1, 2, 3, 4";
+    bound!(sql, p)
+        .bind::<Date, _>(at)
+        .bind::<Date, _>(sp.y1)
+        .bind::<Date, _>(sp.m1)
+        .bind::<Date, _>(e0)
+        .bind::<Date, _>(e1)
+        .load::<StockCell>(conn)
+        .await
+        .with_context(|| format!("statistics query failed: {sql}"))
+}
+
+/// The group key of a cell, as [`key_sql`] would make it from `c`'s columns (`None`: not
+/// grouped so, the total only).
+fn cell_key(p: &Params, c: &Cols, cell: &StockCell) -> Option<String> {
+    let g = p.group_by?;
+    match g {
+        GroupBy::Region => c.region.map(|_| match p.scope.region.level() {
+            RegionLevel::Province => format!("{}00", cell.region_code.get(..4).unwrap_or("")),
+            RegionLevel::City | RegionLevel::County => cell.region_code.clone(),
+        }),
+        GroupBy::Bank => c.bank.map(|_| cell.bank_id.clone()),
+        GroupBy::Centre => c.centre.map(|_| cell.centre_id.clone()),
+        GroupBy::Category => c.category.map(|_| cell.category.clone()),
+        GroupBy::Month | GroupBy::Quarter | GroupBy::Year => None,
+    }
+}
+
+/// The stocks (cumulative issuance up to the end of the period, outstanding balance and
+/// outstanding guaranteed on the as-of date) from the rollups, grouped as a scan of the loans
+/// would group them: a group shows the balance where it has a loan disbursed at any date, the
+/// guaranteed where it has a guarantee in force.
+async fn stock_families(
+    conn: &mut AsyncPgConnection,
+    p: &Params,
+    acc: &mut Acc,
+) -> anyhow::Result<()> {
+    let hi = p.to.min(p.as_of);
+    let on_as_of = stock_cells(conn, p, p.as_of).await?;
+    let at_hi = if hi == p.as_of {
+        None
+    } else {
+        Some(stock_cells(conn, p, hi).await?)
+    };
+    // Stocks grouped by a period have no meaning: the total only.
+    let stock_groups = p.group_by.is_none_or(|g| !g.is_time());
+    let guaranteed_cols = Cols {
+        bank: None,
+        category: None,
+        ..LOAN_COLS
+    };
+    type Sums = BTreeMap<Option<String>, (Decimal, Decimal)>;
+    // Adds a cell's two figures to the total and to its group (when grouped so).
+    let add = |sums: &mut Sums, cols: &Cols, c: &StockCell, x: Decimal, y: Decimal| {
+        let group = cell_key(p, cols, c).filter(|_| stock_groups);
+        for k in std::iter::once(None).chain(group.map(Some)) {
+            let s = sums.entry(k).or_default();
+            s.0 += x;
+            s.1 += y;
+        }
+    };
+    let (mut balance, mut guaranteed, mut issued) = (Sums::new(), Sums::new(), Sums::new());
+    for c in &on_as_of {
+        add(&mut balance, &LOAN_COLS, c, c.balance, c.ever_issued);
+        add(
+            &mut guaranteed,
+            &guaranteed_cols,
+            c,
+            c.guaranteed,
+            c.guarantees,
+        );
+    }
+    for c in at_hi.as_ref().unwrap_or(&on_as_of) {
+        add(&mut issued, &LOAN_COLS, c, c.issued, c.issued_amount);
+    }
+    for (k, (amount, ever)) in balance {
+        if k.is_some() && ever <= Decimal::ZERO {
+            continue;
+        }
+        let (count, issued_amount) = issued.get(&k).copied().unwrap_or_default();
+        let m = acc.entry(k).or_default();
+        m.cumulative_issued_count = Some(int(count));
+        m.cumulative_issued_amount = Some(issued_amount);
+        m.outstanding_balance = Some(amount);
+    }
+    if p.scope.bank_id.is_none() {
+        let total = guaranteed.remove(&None).unwrap_or_default();
+        acc.entry(None).or_default().outstanding_guaranteed = Some(total.0);
+        for (k, (amount, n)) in guaranteed {
+            if n > Decimal::ZERO {
+                acc.entry(k).or_default().outstanding_guaranteed = Some(amount);
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Moves the pending rollup deltas into the rollups (one mover at a time across replicas).
 /// Returns how many deltas it moved.
 pub async fn roll_up(conn: &mut AsyncPgConnection) -> anyhow::Result<i64> {
@@ -1073,7 +1261,7 @@ pub async fn roll_up(conn: &mut AsyncPgConnection) -> anyhow::Result<i64> {
         #[diesel(sql_type = danbao_persistence::diesel::sql_types::BigInt)]
         n: i64,
     }
-    let m: Moved = sql_query("SELECT danbao_roll_up_stat_due() AS n")
+    let m: Moved = sql_query("SELECT danbao_roll_up_statistics() AS n")
         .get_result(conn)
         .await?;
     Ok(m.n)

@@ -161,6 +161,22 @@ const RULES: &[(&str, &str, &str)] = &[
            AND NOT (e.fell_due IS NULL AND c.fell_due = 0 AND c.paid = 0 AND c.paid_on_time = 0 AND c.subsidy = 0
                     AND c.instalments = 0 AND c.subsidised = 0)",
     ),
+    (
+        "the stock rollups (rolled up and pending) are the sums of the loans' and payments' events",
+        "stat_stock_rollups",
+        "SELECT grain || ' ' || period || ' ' || region_code || '/' || bank_id || '/' || centre_id || '/' || category
+                || ': rolled up ' || coalesce(c.issued || '/' || c.issued_amount || '/' || c.balance || '/' || c.guarantees
+                                              || '/' || c.guaranteed, 'nothing')
+                || ', events ' || coalesce(e.issued || '/' || e.issued_amount || '/' || e.balance || '/' || e.guarantees
+                                           || '/' || e.guaranteed, 'nothing') AS what
+         FROM stat_stock_current c FULL JOIN stat_stock_expected e USING (grain, period, region_code, bank_id, centre_id, category)
+         WHERE (c.issued, c.issued_amount, c.balance, c.guarantees, c.guaranteed)
+               IS DISTINCT FROM (e.issued, e.issued_amount, e.balance, e.guarantees, e.guaranteed)
+           AND NOT (e.issued IS NULL AND c.issued = 0 AND c.issued_amount = 0 AND c.balance = 0 AND c.guarantees = 0
+                    AND c.guaranteed = 0)
+           AND NOT (c.issued IS NULL AND e.issued = 0 AND e.issued_amount = 0 AND e.balance = 0 AND e.guarantees = 0
+                    AND e.guaranteed = 0)",
+    ),
 ];
 
 /// Runs every rule against the database at `url`. `today`: the business date for positions.

@@ -157,7 +157,11 @@ async fn texts(conn: &mut AsyncPgConnection, sql: &str) -> Vec<String> {
 }
 
 async fn pending(conn: &mut AsyncPgConnection) -> i64 {
-    texts(conn, "SELECT count(*)::text AS t FROM stat_due_deltas").await[0]
+    texts(
+        conn,
+        "SELECT ((SELECT count(*) FROM stat_due_deltas) + (SELECT count(*) FROM stat_stock_deltas))::text AS t",
+    )
+    .await[0]
         .parse()
         .unwrap()
 }
@@ -236,12 +240,34 @@ async fn rollups_answer_as_a_scan_of_every_fact_does() {
     .execute(&mut conn)
     .await
     .unwrap();
+    // Released loans are released earlier, before some of their payments (which then no
+    // longer count), and guarantees sooner.
+    let moved_release = texts(
+        &mut conn,
+        "UPDATE loans SET released_on = released_on - 200
+         WHERE released_on - 200 >= coalesce(disbursed_on, approved_on) AND id IN
+           (SELECT id FROM loans WHERE released_on IS NOT NULL ORDER BY md5(id::text) LIMIT 60)
+         RETURNING id::text AS t",
+    )
+    .await;
+    assert!(moved_release.len() > 10, "{moved_release:?}");
     assert!(pending(&mut conn).await > 0);
     assert_same(&mut conn, &cases, "with deltas pending").await;
     let moved = stats::roll_up(&mut conn).await.unwrap();
     assert!(moved > 0);
     assert_eq!(pending(&mut conn).await, 0);
     assert_same(&mut conn, &cases, "rolled up").await;
+
+    // The releases back where they were: their payments count again.
+    sql_query("UPDATE loans SET released_on = released_on + 200 WHERE id::text = ANY($1)")
+        .bind::<danbao_persistence::diesel::sql_types::Array<danbao_persistence::diesel::sql_types::Text>, _>(
+            &moved_release,
+        )
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    assert!(pending(&mut conn).await > 0);
+    assert_same(&mut conn, &cases, "releases moved back").await;
 
     // `verify --rebuild-facts` writes them back through the same triggers; the rollups are
     // the sums of the facts again, and the answers are those of the demo.
@@ -264,7 +290,21 @@ async fn verify_finds_rollups_that_are_not_the_sums_of_the_facts() {
     .execute(&mut conn)
     .await
     .unwrap();
+    sql_query(
+        "UPDATE stat_stock_rollups SET balance = balance - 1
+         WHERE (grain, period) = (SELECT grain, period FROM stat_stock_rollups WHERE grain = 'y' ORDER BY period LIMIT 1)",
+    )
+    .execute(&mut conn)
+    .await
+    .unwrap();
     let report = danbao_api::verify::run(&app.db.url, today).await.unwrap();
+    let stocks = report
+        .checks
+        .iter()
+        .find(|c| c.rule.contains("stock rollups"))
+        .unwrap();
+    assert!(stocks.failed >= 1, "{stocks:?}");
+    assert!(stocks.failures[0].contains("events"), "{stocks:?}");
     let rollups = report
         .checks
         .iter()
