@@ -2155,6 +2155,10 @@ const INSERT_REBUILDS: &[(&str, &str)] = &[
         "SELECT danbao_rebuild_statistics()",
     ),
     ("loans_stock_insert", "SELECT danbao_rebuild_statistics()"),
+    (
+        "instalment_facts_closed_on",
+        "SELECT danbao_rebuild_statistics()",
+    ),
 ];
 
 /// Loading millions of rows, PostgreSQL spent most of the demo's time checking each row's

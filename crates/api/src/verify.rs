@@ -177,6 +177,13 @@ const RULES: &[(&str, &str, &str)] = &[
            AND NOT (c.issued IS NULL AND e.issued = 0 AND e.issued_amount = 0 AND e.balance = 0 AND e.guarantees = 0
                     AND e.guaranteed = 0)",
     ),
+    (
+        "every instalment fact carries its loan's closing date (compensated or written off)",
+        "instalment_facts",
+        "SELECT 'loan ' || loan_id || ' instalment ' || number || ': closed on ' || coalesce(closed_on::text, 'nothing')
+                || ', the loan ' || coalesce(loan_closed_on::text, 'open') AS what
+         FROM instalment_facts_closed_wrong",
+    ),
 ];
 
 /// Runs every rule against the database at `url`. `today`: the business date for positions.

@@ -8,7 +8,9 @@ use danbao_api::demo::{self, DemoOptions};
 use danbao_api::stats::{self, GroupBy, Params, Scope, Source};
 use danbao_domain::RegionCode;
 use danbao_persistence::diesel::sql_query;
-use danbao_persistence::diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
+use danbao_persistence::diesel_async::{
+    AsyncConnection, AsyncPgConnection, RunQueryDsl, SimpleAsyncConnection,
+};
 use uuid::Uuid;
 
 /// A small deterministic generator, so that a failure names a case that can be run again.
@@ -221,6 +223,17 @@ async fn rollups_answer_as_a_scan_of_every_fact_does() {
         .parse()
         .unwrap();
     assert!(late > 0, "the demo has late payments to correct for");
+    let closed: i64 = texts(
+        &mut conn,
+        "SELECT count(*)::text AS t FROM instalment_facts WHERE paid_on IS NULL AND closed_on IS NOT NULL",
+    )
+    .await[0]
+        .parse()
+        .unwrap();
+    assert!(
+        closed > 0,
+        "the demo has closed loans' unpaid instalments to leave out"
+    );
     assert_same(&mut conn, &cases, "built by the demo").await;
 
     // A tenth of the loans lose their facts, and another tenth their paid-on dates (as if
@@ -240,17 +253,25 @@ async fn rollups_answer_as_a_scan_of_every_fact_does() {
     .execute(&mut conn)
     .await
     .unwrap();
-    // Released loans are released earlier, before some of their payments (which then no
-    // longer count), and guarantees sooner.
+    // Released loans are released later: compensated ones stay in the overdue figures longer,
+    // guarantees stay in force longer.
     let moved_release = texts(
         &mut conn,
-        "UPDATE loans SET released_on = released_on - 200
-         WHERE released_on - 200 >= coalesce(disbursed_on, approved_on) AND id IN
-           (SELECT id FROM loans WHERE released_on IS NOT NULL ORDER BY md5(id::text) LIMIT 60)
-         RETURNING id::text AS t",
+        "UPDATE loans SET released_on = released_on + 200
+         WHERE id IN (SELECT id FROM loans WHERE released_on - 200 >= coalesce(disbursed_on, approved_on)
+                      ORDER BY status IN ('compensated', 'written_off') DESC, md5(id::text) LIMIT 60)
+         RETURNING CASE WHEN status IN ('compensated', 'written_off') THEN 'closed ' ELSE '' END || id AS t",
     )
     .await;
     assert!(moved_release.len() > 10, "{moved_release:?}");
+    assert!(
+        moved_release.iter().any(|t| t.starts_with("closed")),
+        "{moved_release:?}"
+    );
+    let moved_release: Vec<String> = moved_release
+        .iter()
+        .map(|t| t.split(' ').next_back().unwrap().to_owned())
+        .collect();
     assert!(pending(&mut conn).await > 0);
     assert_same(&mut conn, &cases, "with deltas pending").await;
     let moved = stats::roll_up(&mut conn).await.unwrap();
@@ -258,16 +279,20 @@ async fn rollups_answer_as_a_scan_of_every_fact_does() {
     assert_eq!(pending(&mut conn).await, 0);
     assert_same(&mut conn, &cases, "rolled up").await;
 
-    // The releases back where they were: their payments count again.
-    sql_query("UPDATE loans SET released_on = released_on + 200 WHERE id::text = ANY($1)")
-        .bind::<danbao_persistence::diesel::sql_types::Array<danbao_persistence::diesel::sql_types::Text>, _>(
-            &moved_release,
-        )
-        .execute(&mut conn)
-        .await
-        .unwrap();
-    assert!(pending(&mut conn).await > 0);
-    assert_same(&mut conn, &cases, "releases moved back").await;
+    // The same releases 200 days earlier than the demo made them, before some of their
+    // payments (which then no longer count); then back where they were.
+    for (days, when) in [(-400, "releases earlier"), (200, "releases back")] {
+        sql_query("UPDATE loans SET released_on = released_on + $1 WHERE id::text = ANY($2)")
+            .bind::<danbao_persistence::diesel::sql_types::Integer, _>(days)
+            .bind::<danbao_persistence::diesel::sql_types::Array<
+                danbao_persistence::diesel::sql_types::Text,
+            >, _>(&moved_release)
+            .execute(&mut conn)
+            .await
+            .unwrap();
+        assert!(pending(&mut conn).await > 0);
+        assert_same(&mut conn, &cases, when).await;
+    }
 
     // `verify --rebuild-facts` writes them back through the same triggers; the rollups are
     // the sums of the facts again, and the answers are those of the demo.
@@ -297,7 +322,23 @@ async fn verify_finds_rollups_that_are_not_the_sums_of_the_facts() {
     .execute(&mut conn)
     .await
     .unwrap();
+    // A fact that does not carry its loan's closing date (written around its trigger).
+    conn.batch_execute(
+        "ALTER TABLE instalment_facts DISABLE TRIGGER instalment_facts_closed_on;
+         UPDATE instalment_facts SET closed_on = DATE '2001-02-03'
+         WHERE (loan_id, number) = (SELECT loan_id, number FROM instalment_facts ORDER BY 1, 2 LIMIT 1);
+         ALTER TABLE instalment_facts ENABLE TRIGGER instalment_facts_closed_on;",
+    )
+    .await
+    .unwrap();
     let report = danbao_api::verify::run(&app.db.url, today).await.unwrap();
+    let closed = report
+        .checks
+        .iter()
+        .find(|c| c.rule.contains("closing date"))
+        .unwrap();
+    assert_eq!(closed.failed, 1, "{closed:?}");
+    assert!(closed.failures[0].contains("2001-02-03"), "{closed:?}");
     let stocks = report
         .checks
         .iter()
