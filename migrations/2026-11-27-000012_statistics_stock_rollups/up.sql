@@ -187,25 +187,44 @@ BEGIN
 END $$;
 
 -- The rollups as the loans and payments say they should be (for `danbao verify`, and to
--- build them): every loan's events and every payment's, set-based.
+-- build them). Written set-based, apart from the functions the triggers use, so that verify
+-- compares two formulations of the events (and so that it takes 29 s at a million loans,
+-- where the functions applied to every payment took 105 s).
 CREATE VIEW stat_stock_expected AS
-  WITH m AS (
-    SELECT date_trunc('month', x.day)::date AS period, x.region_code, x.bank_id, x.centre_id, x.category,
-           sum(x.issued)::bigint AS issued, sum(x.issued_amount) AS issued_amount, sum(x.balance) AS balance,
-           sum(x.guarantees)::bigint AS guarantees, sum(x.guaranteed) AS guaranteed
+  WITH l AS (
+    SELECT id, region_code, bank_id, centre_id, category, principal, approved_on, disbursed_on, released_on,
+           CASE WHEN released_on IS NOT NULL AND disbursed_on IS NOT NULL THEN greatest(released_on, disbursed_on) END AS end_b
+    FROM loans WHERE approved_on IS NOT NULL),
+  paid AS (
+    SELECT p.loan_id, sum(p.principal) FILTER (WHERE p.value_date <= l.end_b) AS by_end_b,
+           sum(p.principal) FILTER (WHERE p.value_date <= l.released_on) AS by_release
+    FROM principal_payments p JOIN l ON l.id = p.loan_id WHERE l.released_on IS NOT NULL GROUP BY 1),
+  m AS (
+    SELECT date_trunc('month', e.day::timestamp)::date AS period, e.region_code, e.bank_id, e.centre_id, e.category,
+           sum(e.issued)::bigint AS issued, sum(e.issued_amount) AS issued_amount, sum(e.balance) AS balance,
+           sum(e.guarantees)::bigint AS guarantees, sum(e.guaranteed) AS guaranteed
     FROM (
-      SELECT e.day, l.region_code, l.bank_id, l.centre_id, l.category, e.issued, e.issued_amount, e.balance,
-             e.guarantees, e.guaranteed
-      FROM loans l CROSS JOIN LATERAL danbao_stat_stock_loan(l.principal, l.approved_on, l.disbursed_on, l.released_on) e
-      WHERE l.approved_on IS NOT NULL
+      SELECT l.disbursed_on AS day, l.region_code, l.bank_id, l.centre_id, l.category, 1 AS issued,
+             l.principal AS issued_amount, l.principal AS balance, 0 AS guarantees, 0 AS guaranteed
+      FROM l WHERE l.disbursed_on IS NOT NULL
       UNION ALL
-      SELECT e.day, l.region_code, l.bank_id, l.centre_id, l.category, 0, 0, e.balance, 0, e.guaranteed
-      FROM principal_payments p JOIN loans l ON l.id = p.loan_id
-      CROSS JOIN LATERAL danbao_stat_stock_payment(p.value_date, p.principal, l.disbursed_on, l.released_on) e
-    ) x GROUP BY 1, 2, 3, 4, 5)
+      SELECT l.approved_on, l.region_code, l.bank_id, l.centre_id, l.category, 0, 0, 0, 1, l.principal FROM l
+      UNION ALL
+      SELECT l.end_b, l.region_code, l.bank_id, l.centre_id, l.category, 0, 0, -(l.principal - coalesce(paid.by_end_b, 0)), 0, 0
+      FROM l LEFT JOIN paid ON paid.loan_id = l.id WHERE l.end_b IS NOT NULL
+      UNION ALL
+      SELECT l.released_on, l.region_code, l.bank_id, l.centre_id, l.category, 0, 0, 0, -1,
+             -(l.principal - coalesce(paid.by_release, 0))
+      FROM l LEFT JOIN paid ON paid.loan_id = l.id WHERE l.released_on IS NOT NULL
+      UNION ALL
+      SELECT p.value_date, l.region_code, l.bank_id, l.centre_id, l.category, 0, 0,
+             CASE WHEN l.end_b IS NULL OR p.value_date <= l.end_b THEN -p.principal ELSE 0 END, 0,
+             CASE WHEN l.released_on IS NULL OR p.value_date <= l.released_on THEN -p.principal ELSE 0 END
+      FROM principal_payments p JOIN l ON l.id = p.loan_id
+    ) e GROUP BY 1, 2, 3, 4, 5)
   SELECT 'm'::char(1) AS grain, * FROM m
   UNION ALL
-  SELECT 'y', date_trunc('year', period)::date, region_code, bank_id, centre_id, category,
+  SELECT 'y', date_trunc('year', period::timestamp)::date, region_code, bank_id, centre_id, category,
          sum(issued)::bigint, sum(issued_amount), sum(balance), sum(guarantees)::bigint, sum(guaranteed)
   FROM m GROUP BY 2, 3, 4, 5, 6;
 

@@ -41,8 +41,9 @@ CREATE INDEX instalment_facts_unpaid_closed ON instalment_facts (closed_on) WHER
 CREATE VIEW instalment_facts_closed_wrong AS
   SELECT f.loan_id, f.number, f.closed_on, c.closed_on AS loan_closed_on
   FROM instalment_facts f
-  JOIN (SELECT l.id, CASE WHEN l.status IN ('compensated', 'written_off') THEN l.released_on END AS closed_on
-        FROM loans l) c ON c.id = f.loan_id
+  -- Only the closed loans are joined (a few percent): one pass over the facts, a small hash.
+  LEFT JOIN (SELECT l.id, l.released_on AS closed_on FROM loans l WHERE l.status IN ('compensated', 'written_off')) c
+    ON c.id = f.loan_id
   WHERE f.closed_on IS DISTINCT FROM c.closed_on;
 
 -- The rebuild after a bulk load (which loaded the facts without their trigger) sets the

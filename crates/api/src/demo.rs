@@ -2258,9 +2258,10 @@ impl BulkLoad {
     }
 
     async fn finish(self, client: &tokio_postgres::Client) -> anyhow::Result<()> {
-        // Index builds sort in memory up to this much each, instead of spilling to disk.
+        // Index builds sort in memory up to this much each, and the rebuilds of the statistics
+        // rollups hash the loans, instead of spilling to disk.
         client
-            .batch_execute("SET LOCAL maintenance_work_mem = '256MB'")
+            .batch_execute("SET LOCAL maintenance_work_mem = '256MB'; SET LOCAL work_mem = '128MB'")
             .await?;
         for (name, rule) in &self.rules {
             let broken: i64 = client.query_one(*rule, &[]).await?.get(0);

@@ -536,19 +536,24 @@ async fn summary_in(
         // The instalments not paid by the as-of date. Those of loans closed by then (most, in a
         // long history) are left out by partial indexes on the closing date each fact carries
         // (migration 000013); the scan reads them all and drops them by their loan.
+        // They are few (the overdue instalments of the open loans), so each looks its loan up
+        // by key: the planner, which cannot know that unpaid instalments belong mostly to
+        // closed loans, expects hundreds of thousands and would hash every loan (0.5 s at a
+        // million loans, against 0.17 s).
         let unpaid = if source == Source::Rollups {
             "(SELECT * FROM instalment_facts f WHERE f.paid_on IS NULL AND f.closed_on IS NULL AND f.due_date < $6
               UNION ALL
               SELECT * FROM instalment_facts f WHERE f.paid_on IS NULL AND f.closed_on > $6 AND f.due_date < $6
               UNION ALL
-              SELECT * FROM instalment_facts f WHERE f.paid_on > $6 AND f.paid_on > f.due_date AND f.due_date < $6)"
+              SELECT * FROM instalment_facts f WHERE f.paid_on > $6 AND f.paid_on > f.due_date AND f.due_date < $6) f
+             CROSS JOIN LATERAL (SELECT l.* FROM loans l WHERE l.id = f.loan_id OFFSET 0) l"
         } else {
-            "instalment_facts"
+            "instalment_facts f JOIN loans l ON l.id = f.loan_id"
         };
         let sql = format!(
             "WITH od AS (
                SELECT f.loan_id, min(f.due_date) AS oldest, sum(f.principal - coalesce(x.paid, 0)) AS overdue
-               FROM {unpaid} f JOIN loans l ON l.id = f.loan_id
+               FROM {unpaid}
                CROSS JOIN LATERAL (SELECT {paid} AS paid) x
                WHERE {LOAN_SCOPE} AND f.due_date < $6 AND (f.paid_on IS NULL OR (f.paid_on > $6 AND f.paid_on > f.due_date))
                  AND l.disbursed_on <= $6 AND NOT (l.status IN ('compensated', 'written_off') AND l.released_on <= $6)

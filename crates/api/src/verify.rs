@@ -195,6 +195,10 @@ pub async fn run(url: &str, today: NaiveDate) -> anyhow::Result<Report> {
 /// migration that added them, or to repair), then check.
 pub async fn run_with(url: &str, today: NaiveDate, rebuild_facts: bool) -> anyhow::Result<Report> {
     let mut conn = AsyncPgConnection::establish(url).await?;
+    // The rules join and sum whole tables; with the default 4 MB their hashes spill to disk.
+    sql_query("SET work_mem = '128MB'")
+        .execute(&mut conn)
+        .await?;
     let mut checks = Vec::new();
     for (rule, table, query) in RULES {
         let bad: Vec<Bad> = sql_query(*query).load(&mut conn).await?;
