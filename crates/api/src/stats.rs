@@ -1136,13 +1136,17 @@ async fn stock_cells(
         FROM (
           -- Year rows: all of them say whether the cell ever issued; those before the date's
           -- year count. Month rows of the date's year up to its month.
+          -- (Two branches on the primary key's ranges rather than one OR: a scan of every
+          -- month row took most of the statement.)
           SELECT region_code, bank_id, centre_id, category,
                  CASE WHEN n THEN issued ELSE 0 END AS a, CASE WHEN n THEN issued_amount ELSE 0 END AS b,
                  CASE WHEN n THEN balance ELSE 0 END AS c, CASE WHEN n THEN guarantees ELSE 0 END AS d,
-                 CASE WHEN n THEN guaranteed ELSE 0 END AS e, CASE WHEN grain = 'y' THEN issued ELSE 0 END AS f
-          FROM stat_stock_rollups
-          CROSS JOIN LATERAL (SELECT (grain = 'y' AND period < $8) OR grain = 'm' AS n) x
-          WHERE grain = 'y' OR (period >= $8 AND period < $9)
+                 CASE WHEN n THEN guaranteed ELSE 0 END AS e, issued AS f
+          FROM stat_stock_rollups CROSS JOIN LATERAL (SELECT period < $8 AS n) x
+          WHERE grain = 'y'
+          UNION ALL
+          SELECT region_code, bank_id, centre_id, category, issued, issued_amount, balance, guarantees, guaranteed, 0
+          FROM stat_stock_rollups WHERE grain = 'm' AND period >= $8 AND period < $9
           UNION ALL
           SELECT region_code, bank_id, centre_id, category,
                  CASE WHEN n THEN issued ELSE 0 END, CASE WHEN n THEN issued_amount ELSE 0 END,
@@ -1173,7 +1177,7 @@ async fn stock_cells(
             AND NOT pp.value_date BETWEEN $10 AND $11 AND e.day BETWEEN $10 AND $11
         ) r
         WHERE r.region_code LIKE $1 AND ($2::uuid IS NULL OR r.bank_id = $2) AND ($3::uuid IS NULL OR r.centre_id = $3)
-        GROUP BY 1, 2, 3, 4";
+        GROUP BY r.region_code, r.bank_id, r.centre_id, r.category";
     bound!(sql, p)
         .bind::<Date, _>(at)
         .bind::<Date, _>(sp.y1)
