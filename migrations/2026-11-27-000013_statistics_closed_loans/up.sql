@@ -10,15 +10,30 @@ ALTER TABLE instalment_facts ADD COLUMN closed_on DATE;
 UPDATE instalment_facts f SET closed_on = l.released_on
   FROM loans l WHERE l.id = f.loan_id AND l.status IN ('compensated', 'written_off');
 
--- A fact written takes its loan's closing date.
-CREATE FUNCTION danbao_fact_closed_on() RETURNS trigger LANGUAGE plpgsql AS $$
+-- A fact written takes its loan's closing date: each statement's rows that do not carry it
+-- are set (a statement trigger, set-based: a row trigger looking the loan up for every fact
+-- cost a third of a repayment file's speed). Only facts written for a closed loan need it, so
+-- the UPDATE is rare, and its own firing finds nothing more to set.
+CREATE FUNCTION danbao_facts_closed_on() RETURNS trigger LANGUAGE plpgsql AS $$
+DECLARE wrong JSONB;
 BEGIN
-  NEW.closed_on := (SELECT l.released_on FROM loans l
-                    WHERE l.id = NEW.loan_id AND l.status IN ('compensated', 'written_off'));
-  RETURN NEW;
+  -- (Looked for first: an UPDATE, even of no rows, would fire this trigger again.)
+  SELECT jsonb_agg(jsonb_build_array(n.loan_id, n.number, c.closed_on)) INTO wrong
+  FROM new_rows n
+  CROSS JOIN LATERAL (SELECT CASE WHEN l.status IN ('compensated', 'written_off') THEN l.released_on END AS closed_on
+                      FROM loans l WHERE l.id = n.loan_id) c
+  WHERE n.closed_on IS DISTINCT FROM c.closed_on;
+  IF wrong IS NOT NULL THEN
+    UPDATE instalment_facts f SET closed_on = (w.value ->> 2)::date
+    FROM jsonb_array_elements(wrong) w
+    WHERE f.loan_id = (w.value ->> 0)::uuid AND f.number = (w.value ->> 1)::int;
+  END IF;
+  RETURN NULL;
 END $$;
-CREATE TRIGGER instalment_facts_closed_on BEFORE INSERT OR UPDATE ON instalment_facts
-  FOR EACH ROW EXECUTE FUNCTION danbao_fact_closed_on();
+CREATE TRIGGER instalment_facts_closed_on_insert AFTER INSERT ON instalment_facts
+  REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION danbao_facts_closed_on();
+CREATE TRIGGER instalment_facts_closed_on_update AFTER UPDATE ON instalment_facts
+  REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION danbao_facts_closed_on();
 
 -- A loan closed (or its closing moved): its facts follow. Rare, once in a loan's life.
 CREATE FUNCTION danbao_loan_closed_on() RETURNS trigger LANGUAGE plpgsql AS $$

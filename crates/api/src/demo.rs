@@ -2156,7 +2156,7 @@ const INSERT_REBUILDS: &[(&str, &str)] = &[
     ),
     ("loans_stock_insert", "SELECT danbao_rebuild_statistics()"),
     (
-        "instalment_facts_closed_on",
+        "instalment_facts_closed_on_insert",
         "SELECT danbao_rebuild_statistics()",
     ),
 ];
