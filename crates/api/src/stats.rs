@@ -1084,17 +1084,22 @@ async fn due_families(
     Ok(())
 }
 
-/// A cell's stocks on a date (see [`stock_cells`]).
+/// The columns of the union the stocks sum (see [`stock_cells`]); no date, so grouped by a
+/// period they are the total only.
+const STOCK_COLS: Cols = Cols {
+    date: None,
+    ..DUE_COLS
+};
+
+/// A group's stocks on a date (see [`stock_cells`]).
 #[derive(QueryableByName)]
 struct StockCell {
+    /// The group key of the loan families (`'total'` when they are not grouped so)...
     #[diesel(sql_type = Text)]
-    region_code: String,
+    k: String,
+    /// ...and of the outstanding guaranteed, which has no bank or category.
     #[diesel(sql_type = Text)]
-    bank_id: String,
-    #[diesel(sql_type = Text)]
-    centre_id: String,
-    #[diesel(sql_type = Text)]
-    category: String,
+    kg: String,
     /// Disbursed up to the date: count and amount.
     #[diesel(sql_type = Numeric)]
     issued: Decimal,
@@ -1112,12 +1117,13 @@ struct StockCell {
     ever_issued: Decimal,
 }
 
-/// Every cell's stocks on `at`, in the scope: the sum of the events dated up to it (year rows
+/// The stocks on `at` in the scope, by group: the sum of the events dated up to it (year rows
 /// for the whole years, month rows for the months of its year, the days of its month from the
 /// loans and payments themselves; migration 000012 says what the events are).
 async fn stock_cells(
     conn: &mut AsyncPgConnection,
     p: &Params,
+    (k, kg): (&str, &str),
     at: NaiveDate,
 ) -> anyhow::Result<Vec<StockCell>> {
     use anyhow::Context;
@@ -1128,8 +1134,9 @@ async fn stock_cells(
         NaiveDate::from_ymd_opt(9999, 12, 31).unwrap_or(NaiveDate::MAX),
         NaiveDate::from_ymd_opt(1, 1, 1).unwrap_or(NaiveDate::MIN),
     ));
-    let sql = "
-        SELECT r.region_code, r.bank_id::text AS bank_id, r.centre_id::text AS centre_id, r.category,
+    let sql = format!(
+        "
+        SELECT {k} AS k, {kg} AS kg,
                coalesce(sum(r.a), 0)::numeric AS issued, coalesce(sum(r.b), 0) AS issued_amount,
                coalesce(sum(r.c), 0) AS balance, coalesce(sum(r.d), 0)::numeric AS guarantees,
                coalesce(sum(r.e), 0) AS guaranteed, coalesce(sum(r.f), 0)::numeric AS ever_issued
@@ -1177,8 +1184,9 @@ async fn stock_cells(
             AND NOT pp.value_date BETWEEN $10 AND $11 AND e.day BETWEEN $10 AND $11
         ) r
         WHERE r.region_code LIKE $1 AND ($2::uuid IS NULL OR r.bank_id = $2) AND ($3::uuid IS NULL OR r.centre_id = $3)
-        GROUP BY r.region_code, r.bank_id, r.centre_id, r.category";
-    bound!(sql, p)
+        GROUP BY 1, 2"
+    );
+    bound!(sql.clone(), p)
         .bind::<Date, _>(at)
         .bind::<Date, _>(sp.y1)
         .bind::<Date, _>(sp.m1)
@@ -1187,22 +1195,6 @@ async fn stock_cells(
         .load::<StockCell>(conn)
         .await
         .with_context(|| format!("statistics query failed: {sql}"))
-}
-
-/// The group key of a cell, as [`key_sql`] would make it from `c`'s columns (`None`: not
-/// grouped so, the total only).
-fn cell_key(p: &Params, c: &Cols, cell: &StockCell) -> Option<String> {
-    let g = p.group_by?;
-    match g {
-        GroupBy::Region => c.region.map(|_| match p.scope.region.level() {
-            RegionLevel::Province => format!("{}00", cell.region_code.get(..4).unwrap_or("")),
-            RegionLevel::City | RegionLevel::County => cell.region_code.clone(),
-        }),
-        GroupBy::Bank => c.bank.map(|_| cell.bank_id.clone()),
-        GroupBy::Centre => c.centre.map(|_| cell.centre_id.clone()),
-        GroupBy::Category => c.category.map(|_| cell.category.clone()),
-        GroupBy::Month | GroupBy::Quarter | GroupBy::Year => None,
-    }
 }
 
 /// The stocks (cumulative issuance up to the end of the period, outstanding balance and
@@ -1214,25 +1206,27 @@ async fn stock_families(
     p: &Params,
     acc: &mut Acc,
 ) -> anyhow::Result<()> {
+    let (k, grouped) = key(p, &STOCK_COLS);
+    let (kg, grouped_g) = key(
+        p,
+        &Cols {
+            bank: None,
+            category: None,
+            ..STOCK_COLS
+        },
+    );
+    let keys = (k.as_str(), kg.as_str());
     let hi = p.to.min(p.as_of);
-    let on_as_of = stock_cells(conn, p, p.as_of).await?;
+    let on_as_of = stock_cells(conn, p, keys, p.as_of).await?;
     let at_hi = if hi == p.as_of {
         None
     } else {
-        Some(stock_cells(conn, p, hi).await?)
-    };
-    // Stocks grouped by a period have no meaning: the total only.
-    let stock_groups = p.group_by.is_none_or(|g| !g.is_time());
-    let guaranteed_cols = Cols {
-        bank: None,
-        category: None,
-        ..LOAN_COLS
+        Some(stock_cells(conn, p, keys, hi).await?)
     };
     type Sums = BTreeMap<Option<String>, (Decimal, Decimal)>;
-    // Adds a cell's two figures to the total and to its group (when grouped so).
-    let add = |sums: &mut Sums, cols: &Cols, c: &StockCell, x: Decimal, y: Decimal| {
-        let group = cell_key(p, cols, c).filter(|_| stock_groups);
-        for k in std::iter::once(None).chain(group.map(Some)) {
+    // Adds a group's two figures to the total and to the group (when grouped so).
+    let add = |sums: &mut Sums, key: Option<&String>, x: Decimal, y: Decimal| {
+        for k in std::iter::once(None).chain(key.cloned().map(Some)) {
             let s = sums.entry(k).or_default();
             s.0 += x;
             s.1 += y;
@@ -1240,17 +1234,26 @@ async fn stock_families(
     };
     let (mut balance, mut guaranteed, mut issued) = (Sums::new(), Sums::new(), Sums::new());
     for c in &on_as_of {
-        add(&mut balance, &LOAN_COLS, c, c.balance, c.ever_issued);
+        add(
+            &mut balance,
+            grouped.then_some(&c.k),
+            c.balance,
+            c.ever_issued,
+        );
         add(
             &mut guaranteed,
-            &guaranteed_cols,
-            c,
+            grouped_g.then_some(&c.kg),
             c.guaranteed,
             c.guarantees,
         );
     }
     for c in at_hi.as_ref().unwrap_or(&on_as_of) {
-        add(&mut issued, &LOAN_COLS, c, c.issued, c.issued_amount);
+        add(
+            &mut issued,
+            grouped.then_some(&c.k),
+            c.issued,
+            c.issued_amount,
+        );
     }
     for (k, (amount, ever)) in balance {
         if k.is_some() && ever <= Decimal::ZERO {
