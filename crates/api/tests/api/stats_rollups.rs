@@ -158,14 +158,30 @@ async fn texts(conn: &mut AsyncPgConnection, sql: &str) -> Vec<String> {
         .collect()
 }
 
+/// Unpaid instalments carrying their loan's closing date.
+const CLOSED_UNPAID: &str =
+    "SELECT count(*)::text AS t FROM instalment_facts WHERE paid_on IS NULL AND closed_on IS NOT NULL";
+
+/// The number a statement selects (as text `t`).
+async fn number(conn: &mut AsyncPgConnection, sql: &str) -> i64 {
+    texts(conn, sql).await[0].parse().unwrap()
+}
+
+/// A verify rule's outcome, by part of its name.
+fn check<'a>(report: &'a danbao_api::verify::Report, rule: &str) -> &'a danbao_api::verify::Check {
+    report
+        .checks
+        .iter()
+        .find(|c| c.rule.contains(rule))
+        .unwrap()
+}
+
 async fn pending(conn: &mut AsyncPgConnection) -> i64 {
-    texts(
+    number(
         conn,
         "SELECT ((SELECT count(*) FROM stat_due_deltas) + (SELECT count(*) FROM stat_stock_deltas))::text AS t",
     )
-    .await[0]
-        .parse()
-        .unwrap()
+    .await
 }
 
 /// A test app whose database holds a demo province (small chunks, so that the bulk load's
@@ -215,21 +231,13 @@ async fn rollups_answer_as_a_scan_of_every_fact_does() {
     let cases = cases(today, &regions, &banks);
     // The demo built the rollups from its facts: nothing pending.
     assert_eq!(pending(&mut conn).await, 0);
-    let late: i64 = texts(
+    let late = number(
         &mut conn,
         "SELECT count(*)::text AS t FROM principal_payments WHERE value_date > due_date",
     )
-    .await[0]
-        .parse()
-        .unwrap();
+    .await;
     assert!(late > 0, "the demo has late payments to correct for");
-    let closed: i64 = texts(
-        &mut conn,
-        "SELECT count(*)::text AS t FROM instalment_facts WHERE paid_on IS NULL AND closed_on IS NOT NULL",
-    )
-    .await[0]
-        .parse()
-        .unwrap();
+    let closed = number(&mut conn, CLOSED_UNPAID).await;
     assert!(
         closed > 0,
         "the demo has closed loans' unpaid instalments to leave out"
@@ -302,13 +310,7 @@ async fn rollups_answer_as_a_scan_of_every_fact_does() {
         .unwrap();
     assert!(report.ok(), "{report:?}");
     // The closed loans' facts, written again, carry their closing date again.
-    let closed_again: i64 = texts(
-        &mut conn,
-        "SELECT count(*)::text AS t FROM instalment_facts WHERE paid_on IS NULL AND closed_on IS NOT NULL",
-    )
-    .await[0]
-        .parse()
-        .unwrap();
+    let closed_again = number(&mut conn, CLOSED_UNPAID).await;
     assert_eq!(closed_again, closed);
     assert!(pending(&mut conn).await > 0);
     assert_same(&mut conn, &cases, "facts written again").await;
@@ -342,25 +344,13 @@ async fn verify_finds_rollups_that_are_not_the_sums_of_the_facts() {
     .await
     .unwrap();
     let report = danbao_api::verify::run(&app.db.url, today).await.unwrap();
-    let closed = report
-        .checks
-        .iter()
-        .find(|c| c.rule.contains("closing date"))
-        .unwrap();
+    let closed = check(&report, "closing date");
     assert_eq!(closed.failed, 1, "{closed:?}");
     assert!(closed.failures[0].contains("2001-02-03"), "{closed:?}");
-    let stocks = report
-        .checks
-        .iter()
-        .find(|c| c.rule.contains("stock rollups"))
-        .unwrap();
+    let stocks = check(&report, "stock rollups");
     assert!(stocks.failed >= 1, "{stocks:?}");
     assert!(stocks.failures[0].contains("events"), "{stocks:?}");
-    let rollups = report
-        .checks
-        .iter()
-        .find(|c| c.rule.contains("rollups"))
-        .unwrap();
+    let rollups = check(&report, "rollups");
     assert!(rollups.failed >= 1, "{rollups:?}");
     assert!(rollups.failures[0].contains("rolled up"), "{rollups:?}");
     // The facts cannot be emptied around the triggers.
