@@ -39,7 +39,9 @@ pub use money::{round_money, Money};
 pub use national_id::NationalId;
 pub use overdue::{days_past_due, par_summary, BucketTotal, ParBucket, ParSummary};
 pub use policy::{in_force_on, presets, Policy, SubsidyShares};
-pub use position::{allocate, Allocation, AllocationPart, InstalmentPosition, Position, Repayment};
+pub use position::{
+    allocate, Allocation, AllocationPart, InstalmentPosition, Position, Repayment, Replay,
+};
 pub use rate::{Rate, Share};
 pub use region::{RegionCode, RegionLevel};
 pub use repayment_rate::{percent, PrincipalDue, RatePeriod, RepaymentTally};

@@ -215,39 +215,132 @@ pub fn allocate<K: Clone + Display>(
             format!("{as_of} is before the disbursement on {start}"),
         ));
     }
-    let mut engine = Engine::new(start, schedule, penalty_rate)?;
+    let replay = Replay::applied(start, schedule, penalty_rate, repayments, Some(as_of))?;
+    replay.engine.position(as_of, replay.allocations)
+}
 
-    let mut ordered: Vec<&Repayment<K>> = Vec::with_capacity(repayments.len());
-    for r in repayments {
-        if r.amount.is_zero() {
-            return Err(DomainError::invalid(
-                "amount",
-                format!("repayment {} is zero; a repayment must be positive", r.id),
-            ));
+/// A loan's repayments applied in value-date order, to which a repayment dated on or after all
+/// of them can be added without applying them all again: a repayment file brings many rows of
+/// one loan, and each used to replay the loan's whole history twice. An earlier repayment's
+/// allocation never depends on a later one, so adding at the end gives exactly what
+/// [`allocate`] gives for all of them.
+#[derive(Debug, Clone)]
+pub struct Replay<K> {
+    engine: Engine,
+    start: NaiveDate,
+    allocations: Vec<Allocation<K>>,
+}
+
+impl<K: Clone + Display> Replay<K> {
+    /// Every one of `repayments` applied (whatever its date); errors as [`allocate`]'s.
+    pub fn new(
+        start: NaiveDate,
+        schedule: &[Instalment],
+        penalty_rate: Decimal,
+        repayments: &[Repayment<K>],
+    ) -> Result<Self, DomainError> {
+        if penalty_rate.is_sign_negative() && !penalty_rate.is_zero() {
+            return Err(DomainError::invalid("penalty_rate", "must not be negative"));
         }
-        if r.value_date < start {
+        Self::applied(start, schedule, penalty_rate, repayments, None)
+    }
+
+    /// The repayments dated on or before `until` (all without it), applied in value-date
+    /// order, booking order within a day.
+    fn applied(
+        start: NaiveDate,
+        schedule: &[Instalment],
+        penalty_rate: Decimal,
+        repayments: &[Repayment<K>],
+        until: Option<NaiveDate>,
+    ) -> Result<Self, DomainError> {
+        let mut engine = Engine::new(start, schedule, penalty_rate)?;
+        let mut ordered: Vec<&Repayment<K>> = Vec::with_capacity(repayments.len());
+        for r in repayments {
+            check_repayment(r, start)?;
+            if until.is_none_or(|u| r.value_date <= u) {
+                ordered.push(r);
+            }
+        }
+        ordered.sort_by_key(|r| r.value_date); // stable: same day keeps booking order
+        let mut allocations = Vec::with_capacity(ordered.len() + 1);
+        for r in ordered {
+            allocations.push(engine.apply(r)?);
+        }
+        Ok(Replay {
+            engine,
+            start,
+            allocations,
+        })
+    }
+
+    /// The value date of the latest repayment applied; a repayment [`push`](Self::push)ed
+    /// must not be earlier.
+    pub fn last_value_date(&self) -> Option<NaiveDate> {
+        self.engine.last_repayment
+    }
+
+    /// Applies `r` after the others and returns its allocation. `r` must be dated on or after
+    /// [`last_value_date`](Self::last_value_date) (`invalid` on `value_date` otherwise); an
+    /// error (`overpayment` and the like, as [`allocate`]'s) leaves the replay unchanged.
+    pub fn push(&mut self, r: &Repayment<K>) -> Result<&Allocation<K>, DomainError> {
+        check_repayment(r, self.start)?;
+        if let Some(last) = self.last_value_date().filter(|&l| r.value_date < l) {
             return Err(DomainError::invalid(
                 "value_date",
                 format!(
-                    "repayment {} is dated {}, before the disbursement on {start}",
+                    "repayment {} is dated {}, before {last}, the latest one applied",
                     r.id, r.value_date
                 ),
             ));
         }
-        if r.value_date <= as_of {
-            ordered.push(r);
-        }
+        let mut engine = self.engine.clone();
+        let allocation = engine.apply(r)?;
+        self.engine = engine;
+        self.allocations.push(allocation);
+        Ok(&self.allocations[self.allocations.len() - 1])
     }
-    ordered.sort_by_key(|r| r.value_date); // stable: same day keeps booking order
 
-    let mut allocations = Vec::with_capacity(ordered.len());
-    for r in ordered {
-        allocations.push(engine.apply(r)?);
+    /// The position on `as_of`, which must not be before the disbursement nor before any
+    /// repayment applied (`invalid` on `as_of`).
+    pub fn position(&self, as_of: NaiveDate) -> Result<Position<K>, DomainError> {
+        if as_of < self.start || self.last_value_date().is_some_and(|l| as_of < l) {
+            return Err(DomainError::invalid(
+                "as_of",
+                format!(
+                    "{as_of} is before the disbursement on {} or a repayment applied",
+                    self.start
+                ),
+            ));
+        }
+        self.engine
+            .clone()
+            .position(as_of, self.allocations.clone())
     }
-    engine.position(as_of, allocations)
+}
+
+/// A repayment must be positive and not dated before the disbursement.
+fn check_repayment<K: Display>(r: &Repayment<K>, start: NaiveDate) -> Result<(), DomainError> {
+    if r.amount.is_zero() {
+        return Err(DomainError::invalid(
+            "amount",
+            format!("repayment {} is zero; a repayment must be positive", r.id),
+        ));
+    }
+    if r.value_date < start {
+        return Err(DomainError::invalid(
+            "value_date",
+            format!(
+                "repayment {} is dated {}, before the disbursement on {start}",
+                r.id, r.value_date
+            ),
+        ));
+    }
+    Ok(())
 }
 
 /// One instalment while the repayments are applied; all amounts in fen.
+#[derive(Debug, Clone)]
 struct Slot {
     number: u32,
     /// Start of the interest period: the previous due date, or the disbursement date.
@@ -271,6 +364,7 @@ impl Slot {
     }
 }
 
+#[derive(Debug, Clone)]
 struct Engine {
     slots: Vec<Slot>,
     /// Principal repaid early: (value date, fen), in value-date order.
@@ -1229,6 +1323,45 @@ mod tests {
                 all[last].amount = p.payoff_amount.checked_add(m("0.01")).unwrap();
                 let e = allocate(start, &s, pr, &all, as_of).unwrap_err();
                 prop_assert_eq!(e.code(), "overpayment");
+            }
+        }
+
+        /// Adding repayments one at a time to a replay gives, after each, the position that
+        /// allocating all of them gives; a refused one (an overpayment, a backdated one)
+        /// changes nothing.
+        #[test]
+        fn a_replay_grows_as_allocate_answers(
+            (start, s, pr) in any_loan(),
+            steps in prop::collection::vec((0i64..=200, 1u32..=1000), 1..8),
+            first in 0usize..8,
+            last_gap in 0i64..=400,
+        ) {
+            let repayments = valid_repayments(start, &s, pr, &steps);
+            let first = first.min(repayments.len());
+            let mut replay = Replay::new(start, &s, pr, &repayments[..first]).unwrap();
+            for k in first..repayments.len() {
+                let r = &repayments[k];
+                let alloc = replay.push(r).unwrap().clone();
+                let as_of = r.value_date + chrono::Duration::days(last_gap);
+                let p = allocate(start, &s, pr, &repayments[..=k], as_of).unwrap();
+                prop_assert_eq!(&replay.position(as_of).unwrap(), &p);
+                prop_assert_eq!(p.allocations.last(), Some(&alloc));
+            }
+            let as_of = repayments.last().map_or(start, |r| r.value_date);
+            let before = replay.position(as_of).unwrap();
+            if !before.settled {
+                let too_much = Repayment {
+                    id: 99,
+                    value_date: as_of,
+                    amount: before.payoff_amount.checked_add(m("0.01")).unwrap(),
+                };
+                prop_assert_eq!(replay.push(&too_much).unwrap_err().code(), "overpayment");
+                prop_assert_eq!(&replay.position(as_of).unwrap(), &before);
+            }
+            if as_of > start {
+                let backdated = Repayment { id: 98, value_date: as_of.pred_opt().unwrap(), amount: m("0.01") };
+                prop_assert_eq!(replay.push(&backdated).unwrap_err().code(), "invalid");
+                prop_assert_eq!(&replay.position(as_of).unwrap(), &before);
             }
         }
     }

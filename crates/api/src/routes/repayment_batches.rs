@@ -39,7 +39,7 @@ use danbao_domain::repayment_file::{
     self, validate, Column, CsvRows, FileError, ParsedRow, RawRow, Target,
 };
 pub use danbao_domain::repayment_file::{MAX_LINE, MAX_REFERENCE, MAX_ROWS};
-use danbao_domain::{DomainError, Position};
+use danbao_domain::{DomainError, Position, Replay};
 use danbao_persistence::diesel_async::{
     AnsiTransactionManager, AsyncConnection, AsyncPgConnection, TransactionManager,
 };
@@ -282,9 +282,12 @@ struct LoanCache {
     first_extended: HashMap<Uuid, u32>,
     /// Each loan's facts as last written by this file, compared with instead of read again.
     facts: HashMap<Uuid, (Vec<InstalmentFactRow>, Vec<PrincipalPaymentRow>)>,
+    /// Each loan's books applied, so that its next row only adds to them (`plan_repayment`).
+    replays: HashMap<Uuid, Option<Replay<Uuid>>>,
 }
 
-/// About 300 bytes each with their allocations: the cache stays under ~100 MiB.
+/// About 600 bytes each with their allocations, twice (books and replay): the cache stays
+/// under ~200 MiB.
 const CACHE_REPAYMENTS: usize = 300_000;
 
 impl LoanCache {
@@ -455,6 +458,7 @@ impl Run<'_> {
             current,
             first_extended,
             facts: written,
+            replays,
         } = cache;
 
         let mut outcomes = Vec::with_capacity(work.len());
@@ -481,6 +485,7 @@ impl Run<'_> {
                     None => match plan_repayment(
                         loan,
                         books.get(&loan.id),
+                        replays.entry(loan.id).or_default(),
                         &input,
                         self.audit.principal.id,
                     ) {

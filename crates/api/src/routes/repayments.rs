@@ -19,7 +19,7 @@ use actix_web::{get, post, web, HttpResponse};
 use chrono::{DateTime, NaiveDate, Utc};
 use danbao_domain::{
     allocate, build_schedule, Allocation, Instalment, InterestConvention, Money, Position, Rate,
-    Repayment, ScheduleMethod,
+    Repayment, Replay, ScheduleMethod,
 };
 use danbao_persistence::diesel_async::{AsyncConnection, AsyncPgConnection};
 use danbao_persistence::models::loan::LoanRow;
@@ -598,9 +598,16 @@ pub(crate) struct Plan {
 /// Plans a new repayment on `loan` (locked, with its `books`): the state check, the value
 /// date, the allocation (`overpayment` and the like). Pure: the single route and the file
 /// path share it, so both refuse and allocate alike.
+///
+/// `replay` is the books' repayments already applied, when the caller keeps it (a file's
+/// rows of one loan); it is built here when missing. A repayment dated on or after every one
+/// of the books only adds to it (nothing earlier moves); a backdated one replays the books
+/// before and after, and leaves `replay` empty, since the books then change under it. On an
+/// error `replay` still matches the books.
 pub(crate) fn plan_repayment(
     loan: &LoanRow,
     books: Option<&Books>,
+    replay: &mut Option<Replay<Uuid>>,
     input: &RepaymentInput<'_>,
     created_by: Uuid,
 ) -> ApiResult<Plan> {
@@ -614,25 +621,51 @@ pub(crate) fn plan_repayment(
             format!("must not be before the disbursement ({})", books.start),
         ));
     }
-    let new_id = Uuid::now_v7();
-    let mut counting = books.counting(None)?;
-    counting.push(Repayment {
-        id: new_id,
+    let new = Repayment {
+        id: Uuid::now_v7(),
         value_date: input.value_date,
         amount: input.amount,
-    });
-    let as_of = horizon(input.today, &counting);
-    let after = books.position(&counting, as_of)?;
-    counting.pop();
-    let before = books.position(&counting, as_of)?;
-    let alloc = after
-        .allocations
+    };
+    let latest = books
+        .repayments
         .iter()
-        .find(|a| a.repayment_id == new_id)
-        .cloned()
-        .ok_or_else(|| internal("the new repayment was not allocated"))?;
+        .filter(|(_, reversed)| !reversed)
+        .map(|(r, _)| r.value_date)
+        .max();
+    let (alloc, after, repaid) = if latest.is_none_or(|l| new.value_date >= l) {
+        let r = match replay {
+            Some(r) => r,
+            None => replay.insert(Replay::new(
+                books.start,
+                &books.schedule,
+                books.penalty_rate,
+                &books.counting(None)?,
+            )?),
+        };
+        let alloc = r.push(&new)?.clone();
+        let after = r.position(input.today.max(new.value_date))?;
+        // Nothing earlier moved: the principal repaid is the new repayment's.
+        let repaid = alloc.to_principal.amount();
+        (alloc, after, repaid)
+    } else {
+        let mut counting = books.counting(None)?;
+        counting.push(new.clone());
+        let as_of = horizon(input.today, &counting);
+        let after = books.position(&counting, as_of)?;
+        counting.pop();
+        let before = books.position(&counting, as_of)?;
+        let alloc = after
+            .allocations
+            .iter()
+            .find(|a| a.repayment_id == new.id)
+            .cloned()
+            .ok_or_else(|| internal("the new repayment was not allocated"))?;
+        *replay = None;
+        let repaid = after.principal_paid.amount() - before.principal_paid.amount();
+        (alloc, after, repaid)
+    };
     let row = RepaymentRow {
-        id: new_id,
+        id: new.id,
         loan_id: loan.id,
         bank_id: loan.bank_id,
         bank_reference: input.reference.to_owned(),
@@ -647,7 +680,7 @@ pub(crate) fn plan_repayment(
     let settles_on = (after.settled && loan.status == "active")
         .then(|| after.settled_on.unwrap_or(input.value_date));
     Ok(Plan {
-        repaid: after.principal_paid.amount() - before.principal_paid.amount(),
+        repaid,
         row,
         alloc,
         after,
@@ -734,7 +767,7 @@ pub async fn apply_repayment(
     };
     // The reference is checked before anything else: a resend answers with the first
     // repayment even when applying it again would now be refused.
-    let plan = match plan_repayment(&loan, books.as_ref(), input, audit.principal.id) {
+    let plan = match plan_repayment(&loan, books.as_ref(), &mut None, input, audit.principal.id) {
         Ok(plan) => plan,
         Err(e) => {
             return match repo::repayment::find_by_reference(conn, loan.bank_id, input.reference)
