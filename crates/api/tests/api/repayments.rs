@@ -719,3 +719,62 @@ async fn a_repayment_rewrites_only_the_facts_it_changes() {
     assert_eq!(kept.len(), 11, "{after:?} → {reversed:?}");
     reconcile(&app, &bank.a).await;
 }
+
+/// The database itself refuses a repayment that does not fit its loan (another bank's, dated
+/// before the disbursement, of a loan not disbursed), checked once per statement: one bad row
+/// among good ones refuses the whole statement. The migration that made the check
+/// set-based reverts.
+#[tokio::test]
+async fn the_database_refuses_a_repayment_that_does_not_fit_its_loan() {
+    use danbao_persistence::diesel_async::SimpleAsyncConnection;
+    let app = spawn_app().await;
+    revert_and_reapply(&app, "2026-11-27-000014_repayments_fit_loans").await;
+    let desk = app.desk("100000.00").await;
+    let bank = banks(&app, &desk).await;
+    let loan = active(&app, &desk, &bank, 1).await;
+    let pending = approved(&app, &desk, 2).await;
+    let (a, b) = (desk.p.bank_a.as_str(), desk.p.bank_b.as_str());
+    let row = |n: u32, loan: &str, bank: &str, date: &str| {
+        format!(
+            "(gen_random_uuid(), '{loan}', '{bank}', 'DB-{n}', '{date}', 10.00, 0, 10.00, 0, \
+             gen_random_uuid())"
+        )
+    };
+    let insert = |rows: &[String]| {
+        format!(
+            "INSERT INTO repayments (id, loan_id, bank_id, bank_reference, value_date, amount, \
+             to_penalty, to_interest, to_principal, created_by) VALUES {}",
+            rows.join(", ")
+        )
+    };
+    #[derive(QueryableByName)]
+    struct Count {
+        #[diesel(sql_type = danbao_persistence::diesel::sql_types::BigInt)]
+        n: i64,
+    }
+    let mut conn = app.db.connect().await;
+    let good = row(1, &loan, a, "2025-02-15");
+    for bad in [
+        row(2, &loan, b, "2025-02-15"),
+        row(3, &loan, a, "2025-01-14"),
+        row(4, &pending, a, "2025-02-15"),
+    ] {
+        let e = conn
+            .batch_execute(&insert(&[good.clone(), bad.clone()]))
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("a repayment belongs to a disbursed loan of its bank"),
+            "{bad}: {e}"
+        );
+    }
+    let written = "SELECT count(*) AS n FROM repayments WHERE bank_reference LIKE 'DB-%'";
+    let c: Count = sql_query(written).get_result(&mut conn).await.unwrap();
+    assert_eq!(c.n, 0);
+    conn.batch_execute(&insert(&[good, row(5, &loan, a, DISBURSED)]))
+        .await
+        .unwrap();
+    let c: Count = sql_query(written).get_result(&mut conn).await.unwrap();
+    assert_eq!(c.n, 2);
+}
