@@ -9,8 +9,8 @@
 //! locked (in id order) and their books, the chunk's known references and the current
 //! allocations loaded in a few queries; the rows are applied in memory in file order with the
 //! single route's own checks and allocation (`plan_repayment`), and the chunk is written once:
-//! repayments, allocations, the touched loans' facts, audit events, batch rows (multi-row
-//! INSERTs). Every row was checked before anything is written, so a failed row writes nothing;
+//! repayments, allocations, the touched loans' facts, audit events, batch rows (one INSERT
+//! per table). Every row was checked before anything is written, so a failed row writes nothing;
 //! should a chunk's write fail anyway, its savepoint is rolled back and the chunk goes row by
 //! row through [`apply_repayment`], each row in a savepoint of its own.
 //!
