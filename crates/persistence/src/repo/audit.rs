@@ -19,29 +19,27 @@ pub async fn record_many(
     conn: &mut AsyncPgConnection,
     events: &[NewAuditEvent],
 ) -> QueryResult<()> {
+    use super::column as col;
     use diesel::sql_types::{Array, Jsonb, Nullable, Text, Uuid as SqlUuid};
     if events.is_empty() {
         return Ok(());
     }
-    // One array per column, as `repayment::insert_many`: parsed and planned once.
-    let text = |f: fn(&NewAuditEvent) -> &str| events.iter().map(f).collect::<Vec<_>>();
-    let opt = |f: fn(&NewAuditEvent) -> Option<&str>| events.iter().map(f).collect::<Vec<_>>();
     diesel::sql_query(
         "INSERT INTO audit_events (actor_kind, actor_id, actor_name, actor_role, action, \
          entity_type, entity_id, region_code, request_id, detail) \
          SELECT * FROM unnest($1::text[], $2::uuid[], $3::text[], $4::text[], $5::text[], \
          $6::text[], $7::text[], $8::text[], $9::text[], $10::jsonb[])",
     )
-    .bind::<Array<Text>, _>(text(|e| &e.actor_kind))
-    .bind::<Array<Nullable<SqlUuid>>, _>(events.iter().map(|e| e.actor_id).collect::<Vec<_>>())
-    .bind::<Array<Text>, _>(text(|e| &e.actor_name))
-    .bind::<Array<Text>, _>(text(|e| &e.actor_role))
-    .bind::<Array<Text>, _>(text(|e| &e.action))
-    .bind::<Array<Text>, _>(text(|e| &e.entity_type))
-    .bind::<Array<Text>, _>(text(|e| &e.entity_id))
-    .bind::<Array<Nullable<Text>>, _>(opt(|e| e.region_code.as_deref()))
-    .bind::<Array<Nullable<Text>>, _>(opt(|e| e.request_id.as_deref()))
-    .bind::<Array<Jsonb>, _>(events.iter().map(|e| &e.detail).collect::<Vec<_>>())
+    .bind::<Array<Text>, _>(col(events, |e| e.actor_kind.as_str()))
+    .bind::<Array<Nullable<SqlUuid>>, _>(col(events, |e| e.actor_id))
+    .bind::<Array<Text>, _>(col(events, |e| e.actor_name.as_str()))
+    .bind::<Array<Text>, _>(col(events, |e| e.actor_role.as_str()))
+    .bind::<Array<Text>, _>(col(events, |e| e.action.as_str()))
+    .bind::<Array<Text>, _>(col(events, |e| e.entity_type.as_str()))
+    .bind::<Array<Text>, _>(col(events, |e| e.entity_id.as_str()))
+    .bind::<Array<Nullable<Text>>, _>(col(events, |e| e.region_code.as_deref()))
+    .bind::<Array<Nullable<Text>>, _>(col(events, |e| e.request_id.as_deref()))
+    .bind::<Array<Jsonb>, _>(col(events, |e| &e.detail))
     .execute(conn)
     .await?;
     Ok(())

@@ -41,3 +41,10 @@ impl<T> Page<T> {
 pub fn subtree_pattern(prefix: &str) -> String {
     format!("{prefix}%")
 }
+
+/// One column of `rows`, to bind as an array: `INSERT … SELECT * FROM unnest($1::uuid[], …)`
+/// has the same text for any number of rows, so it is prepared once where a VALUES list is
+/// parsed and planned again for every size.
+pub(crate) fn column<'a, R, T>(rows: &'a [R], f: impl Fn(&'a R) -> T) -> Vec<T> {
+    rows.iter().map(f).collect()
+}

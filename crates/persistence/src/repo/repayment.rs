@@ -174,36 +174,27 @@ pub async fn insert_many(
     conn: &mut AsyncPgConnection,
     rows: &[RepaymentRow],
 ) -> QueryResult<usize> {
+    use super::column as col;
     use diesel::sql_types::{Array, Date, Numeric, Text, Uuid as SqlUuid};
     if rows.is_empty() {
         return Ok(0);
     }
-    // One array per column: the statement's text is the same for any number of rows, so it
-    // is parsed and planned once per connection, where a VALUES list of thousands of rows
-    // was parsed and planned again for every chunk of a file.
-    let col = |f: fn(&RepaymentRow) -> Uuid| rows.iter().map(f).collect::<Vec<_>>();
-    let dec =
-        |f: fn(&RepaymentRow) -> rust_decimal::Decimal| rows.iter().map(f).collect::<Vec<_>>();
     diesel::sql_query(
         "INSERT INTO repayments (id, loan_id, bank_id, bank_reference, value_date, amount, \
          to_penalty, to_interest, to_principal, created_by) \
          SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::text[], $5::date[], \
          $6::numeric[], $7::numeric[], $8::numeric[], $9::numeric[], $10::uuid[])",
     )
-    .bind::<Array<SqlUuid>, _>(col(|r| r.id))
-    .bind::<Array<SqlUuid>, _>(col(|r| r.loan_id))
-    .bind::<Array<SqlUuid>, _>(col(|r| r.bank_id))
-    .bind::<Array<Text>, _>(
-        rows.iter()
-            .map(|r| r.bank_reference.as_str())
-            .collect::<Vec<_>>(),
-    )
-    .bind::<Array<Date>, _>(rows.iter().map(|r| r.value_date).collect::<Vec<_>>())
-    .bind::<Array<Numeric>, _>(dec(|r| r.amount))
-    .bind::<Array<Numeric>, _>(dec(|r| r.to_penalty))
-    .bind::<Array<Numeric>, _>(dec(|r| r.to_interest))
-    .bind::<Array<Numeric>, _>(dec(|r| r.to_principal))
-    .bind::<Array<SqlUuid>, _>(col(|r| r.created_by))
+    .bind::<Array<SqlUuid>, _>(col(rows, |r| r.id))
+    .bind::<Array<SqlUuid>, _>(col(rows, |r| r.loan_id))
+    .bind::<Array<SqlUuid>, _>(col(rows, |r| r.bank_id))
+    .bind::<Array<Text>, _>(col(rows, |r| r.bank_reference.as_str()))
+    .bind::<Array<Date>, _>(col(rows, |r| r.value_date))
+    .bind::<Array<Numeric>, _>(col(rows, |r| r.amount))
+    .bind::<Array<Numeric>, _>(col(rows, |r| r.to_penalty))
+    .bind::<Array<Numeric>, _>(col(rows, |r| r.to_interest))
+    .bind::<Array<Numeric>, _>(col(rows, |r| r.to_principal))
+    .bind::<Array<SqlUuid>, _>(col(rows, |r| r.created_by))
     .execute(conn)
     .await
 }
@@ -405,23 +396,21 @@ pub async fn append_allocations(
     mut conn: &AsyncPgConnection,
     rows: &[AllocationRow],
 ) -> QueryResult<usize> {
+    use super::column as col;
     use diesel::sql_types::{Array, Numeric, Uuid as SqlUuid};
     if rows.is_empty() {
         return Ok(0);
     }
-    // One array per column, as `insert_many`: parsed and planned once.
-    let dec =
-        |f: fn(&AllocationRow) -> rust_decimal::Decimal| rows.iter().map(f).collect::<Vec<_>>();
     diesel::sql_query(
         "INSERT INTO repayment_allocations (repayment_id, loan_id, to_penalty, to_interest, \
          to_principal) \
          SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::numeric[], $4::numeric[], $5::numeric[])",
     )
-    .bind::<Array<SqlUuid>, _>(rows.iter().map(|r| r.repayment_id).collect::<Vec<_>>())
-    .bind::<Array<SqlUuid>, _>(rows.iter().map(|r| r.loan_id).collect::<Vec<_>>())
-    .bind::<Array<Numeric>, _>(dec(|r| r.to_penalty))
-    .bind::<Array<Numeric>, _>(dec(|r| r.to_interest))
-    .bind::<Array<Numeric>, _>(dec(|r| r.to_principal))
+    .bind::<Array<SqlUuid>, _>(col(rows, |r| r.repayment_id))
+    .bind::<Array<SqlUuid>, _>(col(rows, |r| r.loan_id))
+    .bind::<Array<Numeric>, _>(col(rows, |r| r.to_penalty))
+    .bind::<Array<Numeric>, _>(col(rows, |r| r.to_interest))
+    .bind::<Array<Numeric>, _>(col(rows, |r| r.to_principal))
     .execute(&mut conn)
     .await
 }

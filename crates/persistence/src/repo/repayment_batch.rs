@@ -86,31 +86,27 @@ pub async fn insert_rows(
     conn: &mut AsyncPgConnection,
     rows: &[BatchRowOutcome],
 ) -> QueryResult<usize> {
+    use super::column as col;
     use diesel::sql_types::{Array, Int4, Nullable, Text, Uuid as SqlUuid};
     if rows.is_empty() {
         return Ok(0);
     }
-    // One array per column (no limit of 65,535 bind parameters, and parsed and planned once).
-    let opt = |f: fn(&BatchRowOutcome) -> Option<&str>| rows.iter().map(f).collect::<Vec<_>>();
+    // One array per column (`super::column`): no limit of 65,535 bind parameters either.
     diesel::sql_query(
         "INSERT INTO repayment_batch_rows (batch_id, row_no, bank_reference, loan_id, outcome, \
          repayment_id, error_code, error_field, error_message) \
          SELECT * FROM unnest($1::uuid[], $2::int4[], $3::text[], $4::uuid[], $5::text[], \
          $6::uuid[], $7::text[], $8::text[], $9::text[])",
     )
-    .bind::<Array<SqlUuid>, _>(rows.iter().map(|r| r.batch_id).collect::<Vec<_>>())
-    .bind::<Array<Int4>, _>(rows.iter().map(|r| r.row_no).collect::<Vec<_>>())
-    .bind::<Array<Text>, _>(
-        rows.iter()
-            .map(|r| r.bank_reference.as_str())
-            .collect::<Vec<_>>(),
-    )
-    .bind::<Array<Nullable<SqlUuid>>, _>(rows.iter().map(|r| r.loan_id).collect::<Vec<_>>())
-    .bind::<Array<Text>, _>(rows.iter().map(|r| r.outcome.as_str()).collect::<Vec<_>>())
-    .bind::<Array<Nullable<SqlUuid>>, _>(rows.iter().map(|r| r.repayment_id).collect::<Vec<_>>())
-    .bind::<Array<Nullable<Text>>, _>(opt(|r| r.error_code.as_deref()))
-    .bind::<Array<Nullable<Text>>, _>(opt(|r| r.error_field.as_deref()))
-    .bind::<Array<Nullable<Text>>, _>(opt(|r| r.error_message.as_deref()))
+    .bind::<Array<SqlUuid>, _>(col(rows, |r| r.batch_id))
+    .bind::<Array<Int4>, _>(col(rows, |r| r.row_no))
+    .bind::<Array<Text>, _>(col(rows, |r| r.bank_reference.as_str()))
+    .bind::<Array<Nullable<SqlUuid>>, _>(col(rows, |r| r.loan_id))
+    .bind::<Array<Text>, _>(col(rows, |r| r.outcome.as_str()))
+    .bind::<Array<Nullable<SqlUuid>>, _>(col(rows, |r| r.repayment_id))
+    .bind::<Array<Nullable<Text>>, _>(col(rows, |r| r.error_code.as_deref()))
+    .bind::<Array<Nullable<Text>>, _>(col(rows, |r| r.error_field.as_deref()))
+    .bind::<Array<Nullable<Text>>, _>(col(rows, |r| r.error_message.as_deref()))
     .execute(conn)
     .await
 }
