@@ -626,12 +626,16 @@ pub(crate) fn plan_repayment(
         value_date: input.value_date,
         amount: input.amount,
     };
-    let latest = books
-        .repayments
-        .iter()
-        .filter(|(_, reversed)| !reversed)
-        .map(|(r, _)| r.value_date)
-        .max();
+    // The kept replay knows its latest date; only without one are the books scanned.
+    let latest = match replay {
+        Some(r) => r.last_value_date(),
+        None => books
+            .repayments
+            .iter()
+            .filter(|(_, reversed)| !reversed)
+            .map(|(r, _)| r.value_date)
+            .max(),
+    };
     let (alloc, after, repaid) = if latest.is_none_or(|l| new.value_date >= l) {
         let r = match replay {
             Some(r) => r,
