@@ -456,6 +456,7 @@ struct Out {
     write_offs: Table,
     facts: Table,
     payments: Table,
+    spans: Table,
 }
 
 impl Out {
@@ -474,6 +475,7 @@ impl Out {
             write_offs: Table::new("write_offs", "loan_id, claim_id, written_off_on, compensation_paid, recovered_to_fund, loss, reason, created_by"),
             facts: Table::new("instalment_facts", "loan_id, number, due_date, principal, interest, subsidy, extended, paid_on"),
             payments: Table::new("principal_payments", "loan_id, number, value_date, principal, due_date"),
+            spans: Table::new("overdue_spans", "loan_id, starts_on, ends_on, oldest_due, overdue, outstanding, maturity, region_code, bank_id, centre_id, category"),
         }
     }
 
@@ -492,6 +494,7 @@ impl Out {
             &mut self.write_offs,
             &mut self.facts,
             &mut self.payments,
+            &mut self.spans,
         ] {
             t.flush(client).await?;
         }
@@ -1507,7 +1510,7 @@ impl World {
         let first_extended = extension.as_ref().map(|(_, e, _)| e.first_extended);
         let (facts, payments) = crate::facts::facts_of(&loan, &policy_row, first_extended, &pos)
             .map_err(|e| anyhow!("loan {loan_id}: facts: {e}"))?;
-        for f in facts {
+        for f in &facts {
             self.out
                 .facts
                 .d(f.loan_id)
@@ -1518,6 +1521,23 @@ impl World {
                 .d(f.subsidy)
                 .d(if f.extended { "t" } else { "f" })
                 .o(f.paid_on)
+                .end();
+        }
+        // Their closing dates are set at the end (`danbao_rebuild_statistics`), as the facts'.
+        for s in danbao_persistence::models::stats::overdue_spans(&facts, &payments) {
+            self.out
+                .spans
+                .d(s.loan_id)
+                .d(s.starts_on)
+                .o(s.ends_on)
+                .d(s.oldest_due)
+                .d(s.overdue)
+                .d(s.outstanding)
+                .d(s.maturity)
+                .d(&loan.region_code)
+                .d(loan.bank_id)
+                .d(loan.centre_id)
+                .d(&loan.category)
                 .end();
         }
         for p in payments {
@@ -2114,6 +2134,7 @@ const BULK_TABLES: &[&str] = &[
     "write_offs",
     "instalment_facts",
     "principal_payments",
+    "overdue_spans",
 ];
 
 /// The rule of each insert trigger on those tables, over the whole table: the number of rows
@@ -2157,6 +2178,10 @@ const INSERT_REBUILDS: &[(&str, &str)] = &[
     ("loans_stock_insert", "SELECT danbao_rebuild_statistics()"),
     (
         "instalment_facts_closed_on_insert",
+        "SELECT danbao_rebuild_statistics()",
+    ),
+    (
+        "overdue_spans_fit_loan",
         "SELECT danbao_rebuild_statistics()",
     ),
 ];

@@ -326,6 +326,15 @@ const LOAN_COLS: Cols = Cols {
     date: None,
 };
 
+/// The columns of an overdue span (its loan's cell, carried on it).
+const SPAN_COLS: Cols = Cols {
+    region: Some("s.region_code"),
+    bank: Some("s.bank_id"),
+    centre: Some("s.centre_id"),
+    category: Some("s.category"),
+    date: None,
+};
+
 fn loan_cols(date: Option<&'static str>) -> Cols {
     Cols { date, ..LOAN_COLS }
 }
@@ -371,6 +380,11 @@ const PAID_BY_AS_OF: &str =
      ELSE coalesce((SELECT sum(pp.principal) FROM principal_payments pp
                     WHERE pp.loan_id = l.id AND pp.value_date <= $6), 0) END)";
 
+/// All the principal of loan `l`'s instalments (its principal; NULL for a loan without
+/// facts, which the count-based rate, like the overdue spans, counts as owing nothing).
+const FELL_DUE_IN_ALL: &str =
+    "(SELECT sum(fa.principal) FROM instalment_facts fa WHERE fa.loan_id = l.id)";
+
 /// Principal of instalment `f` repaid by `by` (an SQL date expression). An instalment paid in
 /// full by then needs no look at its payments; most are, so most rows cost no lookup.
 fn instalment_paid_by(by: &str) -> String {
@@ -397,20 +411,51 @@ pub enum Source {
     Scan,
 }
 
+/// Which measures to compute.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Families {
+    All,
+    /// The repayment rates only (by amount and by count, period and cumulative): the other
+    /// measures are left at their defaults.
+    RepaymentRate,
+}
+
+/// The repayment-rate measures of [`summary`] (its other measures are not computed).
+pub async fn repayment_rate(conn: &mut AsyncPgConnection, p: &Params) -> anyhow::Result<Summary> {
+    summary_of(conn, p, Source::Rollups, Families::RepaymentRate).await
+}
+
 /// [`summary`], reading the principal falling due from `source`.
 pub async fn summary_with(
     conn: &mut AsyncPgConnection,
     p: &Params,
     source: Source,
 ) -> anyhow::Result<Summary> {
+    summary_of(conn, p, source, Families::All).await
+}
+
+async fn summary_of(
+    conn: &mut AsyncPgConnection,
+    p: &Params,
+    source: Source,
+    families: Families,
+) -> anyhow::Result<Summary> {
     conn.build_transaction()
         .read_only()
         .repeatable_read()
         .run::<_, anyhow::Error, _>(async |conn| {
             // These scans' cost estimates cross PostgreSQL's JIT thresholds, and compiling
-            // them cost more than running them (1.2 s of a 1.4 s statement, measured).
-            sql_query("SET LOCAL jit = off").execute(conn).await?;
-            summary_in(conn, p, source).await
+            // them cost more than running them (1.2 s of a 1.4 s statement, measured). A year
+            // of a province's loans is sorted and hashed here: with the default 4 MB of
+            // work_mem the sorts spilled to disk (measured at a million loans). Starting
+            // parallel workers cost more than the few thousand rows they shared (30 ms).
+            sql_query(
+                "SELECT set_config('jit', 'off', true), set_config('work_mem', '64MB', true),
+                        set_config('max_parallel_workers_per_gather', '0', true)",
+            )
+            .execute(conn)
+            .await?;
+            summary_in(conn, p, source, families).await
         })
         .await
 }
@@ -419,11 +464,105 @@ async fn summary_in(
     conn: &mut AsyncPgConnection,
     p: &Params,
     source: Source,
+    families: Families,
 ) -> anyhow::Result<Summary> {
     let mut acc: Acc = BTreeMap::new();
     let stock_groups = p.group_by.is_none_or(|g| !g.is_time());
     let hi = "LEAST($5, $6)";
 
+    // Principal falling due: in the period, and since the start; the subsidy.
+    if source == Source::Rollups {
+        due_families(conn, p, &mut acc).await?;
+    } else {
+        let (k, grouped) = key(p, &loan_cols(Some("f.due_date")));
+        let by_as_of = instalment_paid_by("$6");
+        let on_time = instalment_paid_by("LEAST(f.due_date + po.grace_days, $6)");
+        for (lo, cumulative) in [("$4", false), ("DATE '0001-01-01'", true)] {
+            let sql = format!(
+                "SELECT {k} AS k, coalesce(sum(f.principal), 0) AS a,
+                        coalesce(sum({by_as_of}), 0) AS b, coalesce(sum({on_time}), 0) AS c,
+                        0::numeric AS d, 0::numeric AS e, 0::numeric AS f
+                 FROM instalment_facts f JOIN loans l ON l.id = f.loan_id JOIN policies po ON po.id = l.policy_id
+                 WHERE {LOAN_SCOPE} AND f.due_date BETWEEN {lo} AND {hi}
+                 GROUP BY GROUPING SETS (({k}), ())"
+            );
+            for r in rows(conn, sql, p).await? {
+                if r.k.is_some() && !grouped {
+                    continue;
+                }
+                let m = acc.entry(r.k).or_default();
+                if cumulative {
+                    m.cumulative_fell_due = r.a;
+                    m.cumulative_repaid = r.b;
+                    m.cumulative_repaid_on_time = r.c;
+                } else {
+                    m.fell_due = r.a;
+                    m.repaid = r.b;
+                    m.repaid_on_time = r.c;
+                }
+            }
+        }
+    }
+    // Count-based: loans whose last instalment fell due in the period.
+    {
+        let (k, grouped) = key(p, &loan_cols(Some("l.maturity_date")));
+        let sql = if source == Source::Rollups {
+            // Matured loans are counted from an index; those not repaid in full by the as-of
+            // date are few. Matured before it, they are the loans overdue on it with
+            // principal not repaid (their overdue spans) and the loans closed by then
+            // (compensated or written off); matured on it, they are looked at one by one.
+            format!(
+                "SELECT {k} AS k, coalesce(sum(l.matured), 0)::numeric AS a, coalesce(sum(l.unpaid), 0)::numeric AS b,
+                        0::numeric AS c, 0::numeric AS d, 0::numeric AS e, 0::numeric AS f
+                 FROM (
+                   SELECT l.region_code, l.bank_id, l.centre_id, l.category, l.maturity_date, 1 AS matured, 0 AS unpaid
+                   FROM loans l WHERE l.disbursed_on IS NOT NULL AND l.maturity_date BETWEEN $4 AND {hi}
+                   UNION ALL
+                   SELECT s.region_code, s.bank_id, s.centre_id, s.category, s.maturity, 0, 1
+                   FROM overdue_spans s
+                   WHERE danbao_overdue_live(s.starts_on, s.ends_on, s.closed_on) @> $6 AND s.outstanding > 0
+                     AND s.maturity BETWEEN $4 AND {hi} AND s.maturity < $6
+                   UNION ALL
+                   -- (`+ 0`: the partial index finds these; combined with the index on the
+                   -- release, which holds most loans, it read 800,000 entries for nothing.)
+                   SELECT l.region_code, l.bank_id, l.centre_id, l.category, l.maturity_date, 0, 1
+                   FROM loans l
+                   WHERE l.status IN ('compensated', 'written_off') AND l.released_on + 0 <= $6
+                     AND l.disbursed_on IS NOT NULL AND l.maturity_date BETWEEN $4 AND {hi}
+                     AND {PAID_BY_AS_OF} < {FELL_DUE_IN_ALL}
+                   UNION ALL
+                   SELECT l.region_code, l.bank_id, l.centre_id, l.category, l.maturity_date, 0, 1
+                   FROM loans l
+                   WHERE l.disbursed_on IS NOT NULL AND l.maturity_date = $6 AND l.maturity_date BETWEEN $4 AND {hi}
+                     AND NOT (l.status IN ('compensated', 'written_off') AND l.released_on <= $6)
+                     AND {PAID_BY_AS_OF} < {FELL_DUE_IN_ALL}
+                 ) l
+                 WHERE {LOAN_SCOPE}
+                 GROUP BY GROUPING SETS (({k}), ())"
+            )
+        } else {
+            format!(
+                "SELECT {k} AS k, count(*)::numeric AS a,
+                        (count(*) FILTER (WHERE NOT {PAID_BY_AS_OF} >= {FELL_DUE_IN_ALL}))::numeric AS b,
+                        0::numeric AS c, 0::numeric AS d, 0::numeric AS e, 0::numeric AS f
+                 FROM loans l
+                 WHERE {LOAN_SCOPE} AND l.disbursed_on IS NOT NULL AND l.maturity_date BETWEEN $4 AND {hi}
+                 GROUP BY GROUPING SETS (({k}), ())"
+            )
+        };
+        for r in rows(conn, sql, p).await? {
+            if r.k.is_some() && !grouped {
+                continue;
+            }
+            let m = acc.entry(r.k).or_default();
+            m.loans_matured = int(r.a);
+            // (b: those not repaid in full by the as-of date.)
+            m.loans_repaid_in_full = int(r.a - r.b);
+        }
+    }
+    if families == Families::RepaymentRate {
+        return assemble(conn, p, acc).await;
+    }
     // Issuance in the period.
     {
         let (k, grouped) = key(p, &loan_cols(Some("l.disbursed_on")));
@@ -476,99 +615,30 @@ async fn summary_in(
             m.outstanding_balance = Some(r.c);
         }
     }
-    // Principal falling due: in the period, and since the start; the subsidy.
-    if source == Source::Rollups {
-        due_families(conn, p, &mut acc).await?;
-    } else {
-        let (k, grouped) = key(p, &loan_cols(Some("f.due_date")));
-        let by_as_of = instalment_paid_by("$6");
-        let on_time = instalment_paid_by("LEAST(f.due_date + po.grace_days, $6)");
-        for (lo, cumulative) in [("$4", false), ("DATE '0001-01-01'", true)] {
-            let sql = format!(
-                "SELECT {k} AS k, coalesce(sum(f.principal), 0) AS a,
-                        coalesce(sum({by_as_of}), 0) AS b, coalesce(sum({on_time}), 0) AS c,
-                        0::numeric AS d, 0::numeric AS e, 0::numeric AS f
-                 FROM instalment_facts f JOIN loans l ON l.id = f.loan_id JOIN policies po ON po.id = l.policy_id
-                 WHERE {LOAN_SCOPE} AND f.due_date BETWEEN {lo} AND {hi}
-                 GROUP BY GROUPING SETS (({k}), ())"
-            );
-            for r in rows(conn, sql, p).await? {
-                if r.k.is_some() && !grouped {
-                    continue;
-                }
-                let m = acc.entry(r.k).or_default();
-                if cumulative {
-                    m.cumulative_fell_due = r.a;
-                    m.cumulative_repaid = r.b;
-                    m.cumulative_repaid_on_time = r.c;
-                } else {
-                    m.fell_due = r.a;
-                    m.repaid = r.b;
-                    m.repaid_on_time = r.c;
-                }
-            }
-        }
-    }
-    // Count-based: loans whose last instalment fell due in the period.
-    {
-        let (k, grouped) = key(p, &loan_cols(Some("l.maturity_date")));
-        let sql = format!(
-            "SELECT {k} AS k, count(*)::numeric AS a,
-                    (count(*) FILTER (WHERE {PAID_BY_AS_OF} >= l.principal))::numeric AS b,
-                    0::numeric AS c, 0::numeric AS d, 0::numeric AS e, 0::numeric AS f
-             FROM loans l
-             WHERE {LOAN_SCOPE} AND l.disbursed_on IS NOT NULL AND l.maturity_date BETWEEN $4 AND {hi}
-             GROUP BY GROUPING SETS (({k}), ())"
-        );
-        for r in rows(conn, sql, p).await? {
-            if r.k.is_some() && !grouped {
-                continue;
-            }
-            let m = acc.entry(r.k).or_default();
-            m.loans_matured = int(r.a);
-            m.loans_repaid_in_full = int(r.b);
-        }
-    }
     // Overdue on the as-of date, by days past due of the oldest unpaid instalment.
     {
-        let (k, grouped) = key(p, &loan_cols(None));
-        let paid = instalment_paid_by("$6");
-        // The instalments not paid by the as-of date. Those of loans closed by then (most, in a
-        // long history) are left out by partial indexes on the closing date each fact carries
-        // (migration 000013); the scan reads them all and drops them by their loan.
-        // They are few (the overdue instalments of the open loans), so each looks its loan up
-        // by key: the planner, which cannot know that unpaid instalments belong mostly to
-        // closed loans, expects hundreds of thousands and would hash every loan (0.5 s at a
-        // million loans, against 0.17 s).
-        let unpaid = if source == Source::Rollups {
-            "(SELECT * FROM instalment_facts f WHERE f.paid_on IS NULL AND f.closed_on IS NULL AND f.due_date < $6
-              UNION ALL
-              SELECT * FROM instalment_facts f WHERE f.paid_on IS NULL AND f.closed_on > $6 AND f.due_date < $6
-              UNION ALL
-              SELECT * FROM instalment_facts f WHERE f.paid_on > $6 AND f.paid_on > f.due_date AND f.due_date < $6) f
-             CROSS JOIN LATERAL (SELECT l.* FROM loans l WHERE l.id = f.loan_id OFFSET 0) l"
+        let (k, grouped) = if source == Source::Rollups {
+            key(p, &SPAN_COLS)
         } else {
-            "instalment_facts f JOIN loans l ON l.id = f.loan_id"
+            key(p, &loan_cols(None))
         };
-        let sql = format!(
-            "WITH od AS (
-               SELECT f.loan_id, min(f.due_date) AS oldest, sum(f.principal - coalesce(x.paid, 0)) AS overdue
-               FROM {unpaid}
-               CROSS JOIN LATERAL (SELECT {paid} AS paid) x
-               WHERE {LOAN_SCOPE} AND f.due_date < $6 AND (f.paid_on IS NULL OR (f.paid_on > $6 AND f.paid_on > f.due_date))
-                 AND l.disbursed_on <= $6 AND NOT (l.status IN ('compensated', 'written_off') AND l.released_on <= $6)
-               GROUP BY f.loan_id),
-             o AS (
-               SELECT od.*, l.principal - {PAID_BY_AS_OF} AS outstanding,
-                      $6 - od.oldest AS dpd, l.region_code, l.bank_id, l.centre_id, l.category
-               FROM od JOIN loans l ON l.id = od.loan_id)
-             SELECT {k} AS k, count(*)::numeric AS a, coalesce(sum(l.overdue), 0) AS b,
-                    coalesce(sum(l.outstanding) FILTER (WHERE l.dpd BETWEEN 1 AND 30), 0) AS c,
-                    coalesce(sum(l.outstanding) FILTER (WHERE l.dpd BETWEEN 31 AND 90), 0) AS d,
-                    coalesce(sum(l.outstanding) FILTER (WHERE l.dpd > 90), 0) AS e, 0::numeric AS f
-             FROM o l
-             GROUP BY GROUPING SETS (({k}), ())"
-        );
+        let paid = instalment_paid_by("$6");
+        // The rollups' source reads the loans overdue on the date from their overdue spans
+        // (migration 000016); the scan reads every instalment not paid by then.
+        let sql = if source == Source::Rollups {
+            format!(
+                "SELECT {k} AS k, count(*)::numeric AS a, coalesce(sum(s.overdue), 0) AS b,
+                        coalesce(sum(s.outstanding) FILTER (WHERE $6 - s.oldest_due BETWEEN 1 AND 30), 0) AS c,
+                        coalesce(sum(s.outstanding) FILTER (WHERE $6 - s.oldest_due BETWEEN 31 AND 90), 0) AS d,
+                        coalesce(sum(s.outstanding) FILTER (WHERE $6 - s.oldest_due > 90), 0) AS e, 0::numeric AS f
+                 FROM overdue_spans s
+                 WHERE danbao_overdue_live(s.starts_on, s.ends_on, s.closed_on) @> $6
+                   AND s.region_code LIKE $1 AND ($2::uuid IS NULL OR s.bank_id = $2) AND ($3::uuid IS NULL OR s.centre_id = $3)
+                 GROUP BY GROUPING SETS (({k}), ())"
+            )
+        } else {
+            overdue_scan_sql(&k, &paid)
+        };
         for r in rows(conn, sql, p).await? {
             if r.k.is_some() && !grouped {
                 continue;
@@ -738,12 +808,26 @@ async fn summary_in(
                     ..ledger
                 },
             );
+            // The rollups' source reads the months before the as-of date's month from their
+            // sums (migration 000017) and the entries of its month; the scan every entry.
+            let entries = if source == Source::Rollups {
+                "(SELECT fund_id, contributions, amount FROM fund_ledger_months
+                  WHERE period < date_trunc('month', $6::date)::date
+                  UNION ALL
+                  SELECT fund_id, CASE WHEN kind = 'contribution' THEN amount ELSE 0 END, amount
+                  FROM fund_ledger_entries
+                  WHERE value_date >= date_trunc('month', $6::date)::date AND value_date <= $6)"
+            } else {
+                "(SELECT fund_id, CASE WHEN kind = 'contribution' THEN amount ELSE 0 END AS contributions, amount
+                  FROM fund_ledger_entries WHERE value_date <= $6)"
+            };
             let sql = format!(
-                "SELECT {k} AS k, coalesce(sum(e.amount) FILTER (WHERE e.kind = 'contribution'), 0) AS a,
+                "SELECT {k} AS k, coalesce(sum(e.contributions), 0) AS a,
                         coalesce(sum(e.amount), 0) AS b, 0::numeric AS c, 0::numeric AS d, 0::numeric AS e,
                         0::numeric AS f
-                 FROM fund_ledger_entries e JOIN funds fu ON fu.id = e.fund_id JOIN centres c ON c.id = fu.centre_id
-                 WHERE {scope} AND e.value_date <= $6
+                 FROM {entries} e (fund_id, contributions, amount)
+                 JOIN funds fu ON fu.id = e.fund_id JOIN centres c ON c.id = fu.centre_id
+                 WHERE {scope}
                  GROUP BY GROUPING SETS (({k}), ())"
             );
             for r in rows(conn, sql, p).await? {
@@ -785,6 +869,15 @@ async fn summary_in(
             }
         }
     }
+    assemble(conn, p, acc).await
+}
+
+/// The total and the groups from what the families found.
+async fn assemble(
+    conn: &mut AsyncPgConnection,
+    p: &Params,
+    mut acc: Acc,
+) -> anyhow::Result<Summary> {
     let mut total = acc.remove(&None).unwrap_or_default();
     // A scope with nothing in it still has stocks of zero.
     if total.outstanding_balance.is_none() {
@@ -838,6 +931,30 @@ async fn summary_in(
         total,
         groups,
     })
+}
+
+/// Overdue and PAR on the as-of date from every instalment not paid by then (the reference the
+/// overdue spans are tested against).
+fn overdue_scan_sql(k: &str, paid: &str) -> String {
+    format!(
+            "WITH od AS (
+               SELECT f.loan_id, min(f.due_date) AS oldest, sum(f.principal - coalesce(x.paid, 0)) AS overdue
+               FROM instalment_facts f JOIN loans l ON l.id = f.loan_id
+               CROSS JOIN LATERAL (SELECT {paid} AS paid) x
+               WHERE {LOAN_SCOPE} AND f.due_date < $6 AND (f.paid_on IS NULL OR (f.paid_on > $6 AND f.paid_on > f.due_date))
+                 AND l.disbursed_on <= $6 AND NOT (l.status IN ('compensated', 'written_off') AND l.released_on <= $6)
+               GROUP BY f.loan_id),
+             o AS (
+               SELECT od.*, l.principal - {PAID_BY_AS_OF} AS outstanding,
+                      $6 - od.oldest AS dpd, l.region_code, l.bank_id, l.centre_id, l.category
+               FROM od JOIN loans l ON l.id = od.loan_id)
+             SELECT {k} AS k, count(*)::numeric AS a, coalesce(sum(l.overdue), 0) AS b,
+                    coalesce(sum(l.outstanding) FILTER (WHERE l.dpd BETWEEN 1 AND 30), 0) AS c,
+                    coalesce(sum(l.outstanding) FILTER (WHERE l.dpd BETWEEN 31 AND 90), 0) AS d,
+                    coalesce(sum(l.outstanding) FILTER (WHERE l.dpd > 90), 0) AS e, 0::numeric AS f
+             FROM o l
+             GROUP BY GROUPING SETS (({k}), ())"
+        )
 }
 
 fn fill_par(m: &mut Measures) {
@@ -994,6 +1111,8 @@ async fn due_family(
            SELECT f.due_date, {cell}, 0, 0, 0, -f.subsidy, 0, -1
            FROM instalment_facts f CROSS JOIN LATERAL {loan_of_f} l
            WHERE f.paid_on > $6 AND f.paid_on > f.due_date AND f.due_date >= $7 AND f.due_date < $8
+             -- (No loan is looked up for an instalment paid later than any policy's grace.)
+             AND f.paid_on - f.due_date <= (SELECT max(grace_days) FROM policies)
              AND NOT f.extended AND f.paid_on <= f.due_date + l.grace_days
            UNION ALL
            SELECT f.due_date, {cell}, f.principal, {by_as_of}, {on_time}, s.subsidy, 1, s.subsidised

@@ -184,6 +184,30 @@ const RULES: &[(&str, &str, &str)] = &[
                 || ', the loan ' || coalesce(loan_closed_on::text, 'open') AS what
          FROM instalment_facts_closed_wrong",
     ),
+    (
+        "the funds' ledger by month is the sum of its entries",
+        "fund_ledger_months",
+        "SELECT 'fund ' || fund_id || ' ' || period || ': summed ' || coalesce(m.amount || '/' || m.contributions || '/' || m.entries, 'nothing')
+                || ', entries ' || coalesce(e.amount || '/' || e.contributions || '/' || e.entries, 'nothing') AS what
+         FROM fund_ledger_months m FULL JOIN fund_ledger_months_expected e USING (fund_id, period)
+         WHERE (m.amount, m.contributions, m.entries) IS DISTINCT FROM (e.amount, e.contributions, e.entries)",
+    ),
+    (
+        "each loan's overdue spans are those its facts give",
+        "overdue_spans",
+        "SELECT 'loan ' || loan_id || ' from ' || starts_on || ': stored '
+                || coalesce(s.oldest_due || '/' || s.overdue || '/' || s.outstanding || '/' || s.maturity || ' to ' || coalesce(s.ends_on::text, 'now'), 'nothing')
+                || ', facts ' || coalesce(e.oldest_due || '/' || e.overdue || '/' || e.outstanding || '/' || e.maturity || ' to ' || coalesce(e.ends_on::text, 'now'), 'nothing') AS what
+         FROM (SELECT loan_id, starts_on, ends_on, oldest_due, overdue, outstanding, maturity FROM overdue_spans) s
+         FULL JOIN overdue_spans_expected e USING (loan_id, starts_on)
+         WHERE (s.ends_on, s.oldest_due, s.overdue, s.outstanding, s.maturity)
+               IS DISTINCT FROM (e.ends_on, e.oldest_due, e.overdue, e.outstanding, e.maturity)",
+    ),
+    (
+        "every overdue span carries its loan's region, bank, centre, category and closing date",
+        "overdue_spans",
+        "SELECT 'loan ' || loan_id || ' from ' || starts_on AS what FROM overdue_spans_wrong",
+    ),
 ];
 
 /// Runs every rule against the database at `url`. `today`: the business date for positions.

@@ -404,7 +404,7 @@ pub async fn repayment_rate(
 ) -> ApiResult<HttpResponse> {
     let mut conn = state.read_conn().await?;
     let p = params(&state, &mut conn, &user, &q).await?;
-    let s = stats::summary(&mut conn, &p)
+    let s = stats::repayment_rate(&mut conn, &p)
         .await
         .map_err(ApiError::internal)?;
     if wants_csv(&req) {

@@ -1,6 +1,8 @@
 //! Facts for statistics (rewritten per loan with each write that moves its position) and
 //! targets. The caller owns the transaction.
-use crate::models::stats::{InstalmentFactRow, NewTarget, PrincipalPaymentRow, TargetRow};
+use crate::models::stats::{
+    overdue_spans, InstalmentFactRow, NewTarget, OverdueSpan, PrincipalPaymentRow, TargetRow,
+};
 use crate::schema::{instalment_facts, principal_payments, targets};
 use diesel::prelude::*;
 use diesel::QueryResult;
@@ -77,6 +79,12 @@ pub async fn write_fact_changes(
         .execute(&mut conn)
         .await?;
     }
+    write_span_changes(
+        conn,
+        &overdue_spans(old_facts, old_payments),
+        &overdue_spans(facts, payments),
+    )
+    .await?;
     for part in new_facts.chunks(super::repayment::rows_per_insert(8)) {
         let part: Vec<InstalmentFactRow> = part.iter().map(|f| (*f).clone()).collect();
         diesel::insert_into(instalment_facts::table)
@@ -90,6 +98,70 @@ pub async fn write_fact_changes(
             .values(&part)
             .execute(&mut conn)
             .await?;
+    }
+    Ok(())
+}
+
+/// Turns the overdue spans `old` (those of the stored facts) into `new`: a loan whose spans
+/// change has all its stored spans replaced (by loan, so that spans written from other facts,
+/// say by hand, cannot block the new ones). Each new span takes its loan's cell and closing
+/// date (`overdue_spans_fit_loan` checks them).
+async fn write_span_changes(
+    mut conn: &AsyncPgConnection,
+    old: &[OverdueSpan],
+    new: &[OverdueSpan],
+) -> QueryResult<()> {
+    use diesel::sql_types::{Array, Date, Nullable, Numeric, Uuid as SqlUuid};
+    use std::collections::{BTreeMap, BTreeSet};
+    fn by_loan(spans: &[OverdueSpan]) -> BTreeMap<Uuid, BTreeSet<&OverdueSpan>> {
+        let mut m: BTreeMap<Uuid, BTreeSet<&OverdueSpan>> = BTreeMap::new();
+        for s in spans {
+            m.entry(s.loan_id).or_default().insert(s);
+        }
+        m
+    }
+    let (before, after) = (by_loan(old), by_loan(new));
+    let loans: Vec<Uuid> = before
+        .keys()
+        .chain(after.keys())
+        .copied()
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .filter(|l| before.get(l) != after.get(l))
+        .collect();
+    if loans.is_empty() {
+        return Ok(());
+    }
+    diesel::sql_query("DELETE FROM overdue_spans WHERE loan_id = ANY($1)")
+        .bind::<Array<SqlUuid>, _>(&loans)
+        .execute(&mut conn)
+        .await?;
+    let added: Vec<&OverdueSpan> = loans
+        .iter()
+        .filter_map(|l| after.get(l))
+        .flatten()
+        .copied()
+        .collect();
+    if !added.is_empty() {
+        diesel::sql_query(
+            "INSERT INTO overdue_spans (loan_id, starts_on, ends_on, oldest_due, overdue, outstanding, maturity, \
+                                        region_code, bank_id, centre_id, category, closed_on) \
+             SELECT s.loan_id, s.starts_on, s.ends_on, s.oldest_due, s.overdue, s.outstanding, s.maturity, \
+                    l.region_code, l.bank_id, l.centre_id, l.category, \
+                    CASE WHEN l.status IN ('compensated', 'written_off') THEN l.released_on END \
+             FROM unnest($1::uuid[], $2::date[], $3::date[], $4::date[], $5::numeric[], $6::numeric[], $7::date[]) \
+                  AS s(loan_id, starts_on, ends_on, oldest_due, overdue, outstanding, maturity) \
+             JOIN loans l ON l.id = s.loan_id",
+        )
+        .bind::<Array<SqlUuid>, _>(added.iter().map(|s| s.loan_id).collect::<Vec<_>>())
+        .bind::<Array<Date>, _>(added.iter().map(|s| s.starts_on).collect::<Vec<_>>())
+        .bind::<Array<Nullable<Date>>, _>(added.iter().map(|s| s.ends_on).collect::<Vec<_>>())
+        .bind::<Array<Date>, _>(added.iter().map(|s| s.oldest_due).collect::<Vec<_>>())
+        .bind::<Array<Numeric>, _>(added.iter().map(|s| s.overdue).collect::<Vec<_>>())
+        .bind::<Array<Numeric>, _>(added.iter().map(|s| s.outstanding).collect::<Vec<_>>())
+        .bind::<Array<Date>, _>(added.iter().map(|s| s.maturity).collect::<Vec<_>>())
+        .execute(&mut conn)
+        .await?;
     }
     Ok(())
 }
