@@ -382,3 +382,60 @@ async fn verify_finds_rollups_that_are_not_the_sums_of_the_facts() {
         .unwrap_err();
     assert!(err.to_string().contains("statistics rollups"), "{err}");
 }
+
+#[tokio::test]
+async fn repayments_on_overdue_loans_keep_their_spans_those_of_their_facts() {
+    let (app, today) = demo_app(5, 300, 2016, false).await;
+    let mut conn = AsyncPgConnection::establish(&app.db.url).await.unwrap();
+    // Active loans overdue today, with principal left to repay; each gets two
+    // repayments of a third of it (penalty and interest first, then principal).
+    let loans = texts(
+        &mut conn,
+        "SELECT s.loan_id || ' ' || round(s.outstanding / 3, 2) || ' ' || lower(b.code) AS t
+         FROM overdue_spans s JOIN loans l ON l.id = s.loan_id
+         JOIN banks b ON b.id = l.bank_id
+         WHERE l.status = 'active' AND s.outstanding > 10
+           AND danbao_overdue_live(s.starts_on, s.ends_on, s.closed_on) @> (now() AT TIME ZONE 'Asia/Shanghai')::date
+         ORDER BY 1 LIMIT 3",
+    )
+    .await;
+    assert!(!loans.is_empty(), "the demo has loans overdue today");
+    let spans_before = number(&mut conn, "SELECT count(*)::text AS t FROM overdue_spans").await;
+    for (i, row) in loans.iter().enumerate() {
+        let [loan, amount, bank] = row.split(' ').collect::<Vec<_>>()[..] else {
+            panic!("{row}")
+        };
+        let bank = app
+            .login(&format!("bank.{bank}"), "Demo password 2026")
+            .await;
+        for part in 0..2 {
+            let r = app
+                .call(
+                    reqwest::Method::POST,
+                    &format!("/v1/loans/{loan}/repayments"),
+                    Some(&bank),
+                    Some(serde_json::json!({
+                        "bank_reference": format!("SPAN-{i}-{part}"),
+                        "value_date": today,
+                        "amount": amount,
+                    })),
+                )
+                .await;
+            assert_eq!(r.status(), 201, "{}", r.text().await.unwrap());
+        }
+    }
+    // Each payment today started a span from today (the principal not repaid moved).
+    let from_today = number(
+        &mut conn,
+        &format!("SELECT count(*)::text AS t FROM overdue_spans WHERE starts_on = DATE '{today}'"),
+    )
+    .await;
+    assert!(from_today >= 1, "{from_today}");
+    assert!(
+        number(&mut conn, "SELECT count(*)::text AS t FROM overdue_spans").await >= spans_before
+    );
+    let report = danbao_api::verify::run(&app.db.url, today).await.unwrap();
+    let spans = check(&report, "overdue spans are those its facts give");
+    assert_eq!(spans.failed, 0, "{spans:?}");
+    assert!(report.ok(), "{report:?}");
+}

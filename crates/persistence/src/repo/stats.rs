@@ -4,6 +4,7 @@ use crate::models::stats::{
     overdue_spans, InstalmentFactRow, NewTarget, OverdueSpan, PrincipalPaymentRow, TargetRow,
 };
 use crate::schema::{instalment_facts, principal_payments, targets};
+use chrono::NaiveDate;
 use diesel::prelude::*;
 use diesel::QueryResult;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
@@ -103,8 +104,8 @@ pub async fn write_fact_changes(
 }
 
 /// Turns the overdue spans `old` (those of the stored facts) into `new`: a loan whose spans
-/// change has all its stored spans replaced (by loan, so that spans written from other facts,
-/// say by hand, cannot block the new ones). Each new span takes its loan's cell and closing
+/// change has its stored spans replaced from the first that differs on (all of them from
+/// there, so that spans written from other facts, say by hand, cannot block the new ones). Each new span takes its loan's cell and closing
 /// date (`overdue_spans_fit_loan` checks them).
 async fn write_span_changes(
     mut conn: &AsyncPgConnection,
@@ -121,25 +122,39 @@ async fn write_span_changes(
         m
     }
     let (before, after) = (by_loan(old), by_loan(new));
-    let loans: Vec<Uuid> = before
-        .keys()
-        .chain(after.keys())
-        .copied()
-        .collect::<BTreeSet<_>>()
-        .into_iter()
-        .filter(|l| before.get(l) != after.get(l))
-        .collect();
-    if loans.is_empty() {
+    // Per loan whose spans change, the first date where old and new differ: its stored spans
+    // from there on are replaced (a repayment usually moves only the last one or two).
+    let empty = BTreeSet::new();
+    let mut changed: Vec<(Uuid, NaiveDate)> = Vec::new();
+    for loan in before.keys().chain(after.keys()).collect::<BTreeSet<_>>() {
+        let (b, a) = (
+            before.get(loan).unwrap_or(&empty),
+            after.get(loan).unwrap_or(&empty),
+        );
+        if let Some(from) = b.symmetric_difference(a).map(|s| s.starts_on).min() {
+            changed.push((*loan, from));
+        }
+    }
+    if changed.is_empty() {
         return Ok(());
     }
-    diesel::sql_query("DELETE FROM overdue_spans WHERE loan_id = ANY($1)")
-        .bind::<Array<SqlUuid>, _>(&loans)
-        .execute(&mut conn)
-        .await?;
-    let added: Vec<&OverdueSpan> = loans
+    diesel::sql_query(
+        "DELETE FROM overdue_spans s USING unnest($1::uuid[], $2::date[]) AS k(loan_id, from_date) \
+         WHERE s.loan_id = k.loan_id AND s.starts_on >= k.from_date",
+    )
+    .bind::<Array<SqlUuid>, _>(changed.iter().map(|c| c.0).collect::<Vec<_>>())
+    .bind::<Array<Date>, _>(changed.iter().map(|c| c.1).collect::<Vec<_>>())
+    .execute(&mut conn)
+    .await?;
+    let added: Vec<&OverdueSpan> = changed
         .iter()
-        .filter_map(|l| after.get(l))
-        .flatten()
+        .flat_map(|(loan, from)| {
+            after
+                .get(loan)
+                .into_iter()
+                .flatten()
+                .filter(move |s| s.starts_on >= *from)
+        })
         .copied()
         .collect();
     if !added.is_empty() {
