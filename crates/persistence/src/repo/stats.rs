@@ -105,8 +105,9 @@ pub async fn write_fact_changes(
 
 /// Turns the overdue spans `old` (those of the stored facts) into `new`: a loan whose spans
 /// change has its stored spans replaced from the first that differs on (all of them from
-/// there, so that spans written from other facts, say by hand, cannot block the new ones). Each new span takes its loan's cell and closing
-/// date (`overdue_spans_fit_loan` checks them).
+/// there, so that spans written from other facts, say by hand, cannot block the new ones).
+/// Each new span takes its loan's cell and closing date (`overdue_spans_fit_loan` checks
+/// them).
 async fn write_span_changes(
     mut conn: &AsyncPgConnection,
     old: &[OverdueSpan],
@@ -142,8 +143,8 @@ async fn write_span_changes(
         "DELETE FROM overdue_spans s USING unnest($1::uuid[], $2::date[]) AS k(loan_id, from_date) \
          WHERE s.loan_id = k.loan_id AND s.starts_on >= k.from_date",
     )
-    .bind::<Array<SqlUuid>, _>(changed.iter().map(|c| c.0).collect::<Vec<_>>())
-    .bind::<Array<Date>, _>(changed.iter().map(|c| c.1).collect::<Vec<_>>())
+    .bind::<Array<SqlUuid>, _>(super::column(&changed, |c| c.0))
+    .bind::<Array<Date>, _>(super::column(&changed, |c| c.1))
     .execute(&mut conn)
     .await?;
     let added: Vec<&OverdueSpan> = changed
@@ -168,13 +169,13 @@ async fn write_span_changes(
                   AS s(loan_id, starts_on, ends_on, oldest_due, overdue, outstanding, maturity) \
              JOIN loans l ON l.id = s.loan_id",
         )
-        .bind::<Array<SqlUuid>, _>(added.iter().map(|s| s.loan_id).collect::<Vec<_>>())
-        .bind::<Array<Date>, _>(added.iter().map(|s| s.starts_on).collect::<Vec<_>>())
-        .bind::<Array<Nullable<Date>>, _>(added.iter().map(|s| s.ends_on).collect::<Vec<_>>())
-        .bind::<Array<Date>, _>(added.iter().map(|s| s.oldest_due).collect::<Vec<_>>())
-        .bind::<Array<Numeric>, _>(added.iter().map(|s| s.overdue).collect::<Vec<_>>())
-        .bind::<Array<Numeric>, _>(added.iter().map(|s| s.outstanding).collect::<Vec<_>>())
-        .bind::<Array<Date>, _>(added.iter().map(|s| s.maturity).collect::<Vec<_>>())
+        .bind::<Array<SqlUuid>, _>(super::column(&added, |s| s.loan_id))
+        .bind::<Array<Date>, _>(super::column(&added, |s| s.starts_on))
+        .bind::<Array<Nullable<Date>>, _>(super::column(&added, |s| s.ends_on))
+        .bind::<Array<Date>, _>(super::column(&added, |s| s.oldest_due))
+        .bind::<Array<Numeric>, _>(super::column(&added, |s| s.overdue))
+        .bind::<Array<Numeric>, _>(super::column(&added, |s| s.outstanding))
+        .bind::<Array<Date>, _>(super::column(&added, |s| s.maturity))
         .execute(&mut conn)
         .await?;
     }
