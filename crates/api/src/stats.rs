@@ -185,6 +185,20 @@ fn cents(d: &mut Decimal) {
 }
 
 impl Measures {
+    /// The principal fallen due, repaid by the as-of date and repaid on time (a due family's
+    /// `a`, `b`, `c`): in the period, or since the start (`cumulative`).
+    fn set_due(&mut self, cumulative: bool, (due, repaid, on_time): (Decimal, Decimal, Decimal)) {
+        if cumulative {
+            self.cumulative_fell_due = due;
+            self.cumulative_repaid = repaid;
+            self.cumulative_repaid_on_time = on_time;
+        } else {
+            self.fell_due = due;
+            self.repaid = repaid;
+            self.repaid_on_time = on_time;
+        }
+    }
+
     fn finish(&mut self) {
         for d in [
             &mut self.issued_amount,
@@ -490,16 +504,9 @@ async fn summary_in(
                 if r.k.is_some() && !grouped {
                     continue;
                 }
-                let m = acc.entry(r.k).or_default();
-                if cumulative {
-                    m.cumulative_fell_due = r.a;
-                    m.cumulative_repaid = r.b;
-                    m.cumulative_repaid_on_time = r.c;
-                } else {
-                    m.fell_due = r.a;
-                    m.repaid = r.b;
-                    m.repaid_on_time = r.c;
-                }
+                acc.entry(r.k)
+                    .or_default()
+                    .set_due(cumulative, (r.a, r.b, r.c));
             }
         }
     }
@@ -1173,9 +1180,7 @@ async fn due_families(
         let m = acc.entry(r.k).or_default();
         m.subsidy = r.d;
         if due {
-            m.fell_due = r.a;
-            m.repaid = r.b;
-            m.repaid_on_time = r.c;
+            m.set_due(false, (r.a, r.b, r.c));
         }
     }
     let mut flows = Vec::new();
@@ -1188,16 +1193,9 @@ async fn due_families(
             if (r.k.is_some() && !grouped) || r.e <= Decimal::ZERO {
                 continue;
             }
-            let m = acc.entry(r.k).or_default();
-            if cumulative {
-                m.cumulative_fell_due = r.a;
-                m.cumulative_repaid = r.b;
-                m.cumulative_repaid_on_time = r.c;
-            } else {
-                m.fell_due = r.a;
-                m.repaid = r.b;
-                m.repaid_on_time = r.c;
-            }
+            acc.entry(r.k)
+                .or_default()
+                .set_due(cumulative, (r.a, r.b, r.c));
         }
     }
     Ok(())
