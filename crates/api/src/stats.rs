@@ -629,7 +629,6 @@ async fn summary_in(
         } else {
             key(p, &loan_cols(None))
         };
-        let paid = instalment_paid_by("$6");
         // The rollups' source reads the loans overdue on the date from their overdue spans
         // (migration 000016); the scan reads every instalment not paid by then.
         let sql = if source == Source::Rollups {
@@ -644,7 +643,7 @@ async fn summary_in(
                  GROUP BY GROUPING SETS (({k}), ())"
             )
         } else {
-            overdue_scan_sql(&k, &paid)
+            overdue_scan_sql(&k)
         };
         for r in rows(conn, sql, p).await? {
             if r.k.is_some() && !grouped {
@@ -942,7 +941,8 @@ async fn assemble(
 
 /// Overdue and PAR on the as-of date from every instalment not paid by then (the reference the
 /// overdue spans are tested against).
-fn overdue_scan_sql(k: &str, paid: &str) -> String {
+fn overdue_scan_sql(k: &str) -> String {
+    let paid = instalment_paid_by("$6");
     format!(
             "WITH od AS (
                SELECT f.loan_id, min(f.due_date) AS oldest, sum(f.principal - coalesce(x.paid, 0)) AS overdue
