@@ -71,7 +71,9 @@ pub struct OverdueSpan {
 /// The overdue spans of the loans whose facts these are (all of each loan's rows, in any
 /// order). An instalment is overdue on date A when it fell due before A and was not paid in
 /// full by A (`paid_on` after A, or never); what was paid of it is its payments dated up to A.
-/// Most loans never are, and cost one pass over their instalments.
+/// A loan that was never late and has nothing left to pay costs one pass over its
+/// instalments; an active loan has spans for its instalments not yet due too (each would be
+/// overdue from the day after its due date if nothing were paid, and days pass with no write).
 pub fn overdue_spans(
     facts: &[InstalmentFactRow],
     payments: &[PrincipalPaymentRow],
