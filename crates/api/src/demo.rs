@@ -2184,6 +2184,18 @@ const INSERT_REBUILDS: &[(&str, &str)] = &[
         "overdue_spans_fit_loan",
         "SELECT danbao_rebuild_statistics()",
     ),
+    (
+        "loans_prev_disbursed",
+        "SELECT danbao_rebuild_prev_disbursed()",
+    ),
+    (
+        "loans_next_disbursed",
+        "SELECT danbao_rebuild_prev_disbursed()",
+    ),
+    (
+        "loans_stat_months_insert",
+        "SELECT danbao_rebuild_loan_months()",
+    ),
 ];
 
 /// Loading millions of rows, PostgreSQL spent most of the demo's time checking each row's

@@ -483,6 +483,8 @@ async fn summary_in(
     let mut acc: Acc = BTreeMap::new();
     let stock_groups = p.group_by.is_none_or(|g| !g.is_time());
     let hi = "LEAST($5, $6)";
+    // The period's whole months and the days around them, for the loans' months.
+    let months = split(p.from, p.to.min(p.as_of), p.to.min(p.as_of), false);
 
     // Principal falling due: in the period, and since the start; the subsidy.
     if source == Source::Rollups {
@@ -514,27 +516,36 @@ async fn summary_in(
     {
         let (k, grouped) = key(p, &loan_cols(Some("l.maturity_date")));
         let sql = if source == Source::Rollups {
-            // Matured loans are counted from an index; those not repaid in full by the as-of
-            // date are few. Matured before it, they are the loans overdue on it with
+            // Matured loans are counted by month (migration 000019) and, for the days around
+            // the whole months, from an index; those not repaid in full by the as-of date are
+            // few. Matured before it, they are the loans overdue on it with
             // principal not repaid (their overdue spans) and the loans closed by then
             // (compensated or written off); matured on it, they are looked at one by one.
             format!(
                 "SELECT {k} AS k, coalesce(sum(l.matured), 0)::numeric AS a, coalesce(sum(l.unpaid), 0)::numeric AS b,
                         0::numeric AS c, 0::numeric AS d, 0::numeric AS e, 0::numeric AS f
                  FROM (
-                   SELECT l.region_code, l.bank_id, l.centre_id, l.category, l.maturity_date, 1 AS matured, 0 AS unpaid
-                   FROM loans l WHERE l.disbursed_on IS NOT NULL AND l.maturity_date BETWEEN $4 AND {hi}
+                   SELECT m.region_code, m.bank_id, m.centre_id, m.category, m.period AS maturity_date,
+                          m.matured, 0 AS unpaid
+                   FROM stat_loan_months m WHERE m.period >= $7 AND m.period < $8 AND m.matured > 0
+                   UNION ALL
+                   SELECT l.region_code, l.bank_id, l.centre_id, l.category, l.maturity_date, 1, 0
+                   FROM loans l
+                   WHERE l.disbursed_on IS NOT NULL
+                     AND (l.maturity_date BETWEEN $9 AND $10 OR l.maturity_date BETWEEN $11 AND $12)
                    UNION ALL
                    SELECT s.region_code, s.bank_id, s.centre_id, s.category, s.maturity, 0, 1
                    FROM overdue_spans s
                    WHERE danbao_overdue_live(s.starts_on, s.ends_on, s.closed_on) @> $6 AND s.outstanding > 0
                      AND s.maturity BETWEEN $4 AND {hi} AND s.maturity < $6
                    UNION ALL
-                   -- (`+ 0`: the partial index finds these; combined with the index on the
-                   -- release, which holds most loans, it read 800,000 entries for nothing.)
+                   -- (`coalesce`: the partial index finds these. A comparison of the release
+                   -- date itself, even `released_on + 0`, implies it is not null, and the
+                   -- planner then also reads the index on the release, which holds most
+                   -- loans: 800,000 entries and 62 ms for nothing.)
                    SELECT l.region_code, l.bank_id, l.centre_id, l.category, l.maturity_date, 0, 1
                    FROM loans l
-                   WHERE l.status IN ('compensated', 'written_off') AND l.released_on + 0 <= $6
+                   WHERE l.status IN ('compensated', 'written_off') AND coalesce(l.released_on, DATE '9999-12-31') <= $6
                      AND l.disbursed_on IS NOT NULL AND l.maturity_date BETWEEN $4 AND {hi}
                      AND {PAID_BY_AS_OF} < {FELL_DUE_IN_ALL}
                    UNION ALL
@@ -557,7 +568,12 @@ async fn summary_in(
                  GROUP BY GROUPING SETS (({k}), ())"
             )
         };
-        for r in rows(conn, sql, p).await? {
+        let found = if source == Source::Rollups {
+            month_rows(conn, sql, p, &months).await?
+        } else {
+            rows(conn, sql, p).await?
+        };
+        for r in found {
             if r.k.is_some() && !grouped {
                 continue;
             }
@@ -573,14 +589,45 @@ async fn summary_in(
     // Issuance in the period.
     {
         let (k, grouped) = key(p, &loan_cols(Some("l.disbursed_on")));
-        let sql = format!(
-            "SELECT {k} AS k, count(*)::numeric AS a, coalesce(sum(l.principal), 0) AS b,
-                    count(DISTINCT l.borrower_id)::numeric AS c, coalesce(sum(l.jobs_declared), 0)::numeric AS d,
-                    (count(*) FILTER (WHERE l.waiver))::numeric AS e, coalesce(sum(l.principal) FILTER (WHERE l.waiver), 0) AS f
-             FROM loans l WHERE {LOAN_SCOPE} AND l.disbursed_on BETWEEN $4 AND {hi}
-             GROUP BY GROUPING SETS (({k}), ())"
-        );
-        for r in rows(conn, sql, p).await? {
+        // The rollups' source counts borrowers as loans less the loans of a borrower with
+        // another in the period (below); the scan counts them distinct.
+        let distinct = if source == Source::Rollups {
+            "0::numeric"
+        } else {
+            "count(DISTINCT l.borrower_id)::numeric"
+        };
+        let found = if source == Source::Rollups {
+            // The whole months from their sums (migration 000019), the days around them from
+            // the loans.
+            let sql = format!(
+                "SELECT {k} AS k, coalesce(sum(l.a), 0)::numeric AS a, coalesce(sum(l.b), 0) AS b,
+                        {distinct} AS c, coalesce(sum(l.d), 0)::numeric AS d,
+                        coalesce(sum(l.e), 0)::numeric AS e, coalesce(sum(l.f), 0) AS f
+                 FROM (
+                   SELECT m.region_code, m.bank_id, m.centre_id, m.category, m.period AS disbursed_on,
+                          m.issued AS a, m.issued_amount AS b, m.jobs AS d, m.waiver_loans AS e, m.waiver_amount AS f
+                   FROM stat_loan_months m WHERE m.period >= $7 AND m.period < $8 AND m.issued > 0
+                   UNION ALL
+                   SELECT l.region_code, l.bank_id, l.centre_id, l.category, l.disbursed_on, 1, l.principal,
+                          l.jobs_declared, CASE WHEN l.waiver THEN 1 ELSE 0 END,
+                          CASE WHEN l.waiver THEN l.principal ELSE 0 END
+                   FROM loans l WHERE l.disbursed_on BETWEEN $9 AND $10 OR l.disbursed_on BETWEEN $11 AND $12
+                 ) l
+                 WHERE {LOAN_SCOPE}
+                 GROUP BY GROUPING SETS (({k}), ())"
+            );
+            month_rows(conn, sql, p, &months).await?
+        } else {
+            let sql = format!(
+                "SELECT {k} AS k, count(*)::numeric AS a, coalesce(sum(l.principal), 0) AS b,
+                        {distinct} AS c, coalesce(sum(l.jobs_declared), 0)::numeric AS d,
+                        (count(*) FILTER (WHERE l.waiver))::numeric AS e, coalesce(sum(l.principal) FILTER (WHERE l.waiver), 0) AS f
+                 FROM loans l WHERE {LOAN_SCOPE} AND l.disbursed_on BETWEEN $4 AND {hi}
+                 GROUP BY GROUPING SETS (({k}), ())"
+            );
+            rows(conn, sql, p).await?
+        };
+        for r in found {
             if r.k.is_some() && !grouped {
                 continue;
             }
@@ -591,6 +638,31 @@ async fn summary_in(
             m.jobs_created = int(r.d);
             m.waiver_loans = int(r.e);
             m.waiver_amount = r.f;
+        }
+        if source == Source::Rollups {
+            // A borrower with one loan in the period is one borrower helped. Those with more
+            // are found from their later loans, whose previous loan is then in the period too
+            // (migration 000018), and only their loans are counted distinct.
+            let sql = format!(
+                "SELECT {k} AS k, count(*)::numeric AS a, count(DISTINCT l.borrower_id)::numeric AS b,
+                        0::numeric AS c, 0::numeric AS d, 0::numeric AS e, 0::numeric AS f
+                 FROM loans l
+                 WHERE {LOAN_SCOPE} AND l.disbursed_on BETWEEN $4 AND {hi}
+                   AND l.borrower_id IN (SELECT r.borrower_id FROM loans r
+                                         WHERE r.prev_disbursed_on >= $4 AND r.disbursed_on <= {hi})
+                 GROUP BY GROUPING SETS (({k}), ())"
+            );
+            for m in acc.values_mut() {
+                m.borrowers_helped = m.issued_count;
+            }
+            for r in rows(conn, sql, p).await? {
+                if r.k.is_some() && !grouped {
+                    continue;
+                }
+                if let Some(m) = acc.get_mut(&r.k) {
+                    m.borrowers_helped -= int(r.a - r.b);
+                }
+            }
         }
     }
     // Stocks on loans: cumulative issuance, outstanding balance (and outstanding guaranteed).
@@ -1010,6 +1082,18 @@ struct Split {
     edges: Vec<(NaiveDate, NaiveDate)>,
 }
 
+impl Split {
+    /// The two runs of days around the whole months, an empty run for a missing one (dates
+    /// PostgreSQL holds).
+    fn runs(&self) -> [(NaiveDate, NaiveDate); 2] {
+        let none = (
+            NaiveDate::from_ymd_opt(9999, 12, 31).unwrap_or(NaiveDate::MAX),
+            NaiveDate::from_ymd_opt(1, 1, 1).unwrap_or(NaiveDate::MIN),
+        );
+        [0, 1].map(|i| self.edges.get(i).copied().unwrap_or(none))
+    }
+}
+
 fn first_of_month(d: NaiveDate) -> NaiveDate {
     d.with_day(1).unwrap_or(d)
 }
@@ -1133,13 +1217,7 @@ async fn due_family(
          WHERE r.region_code LIKE $1 AND ($2::uuid IS NULL OR r.bank_id = $2) AND ($3::uuid IS NULL OR r.centre_id = $3)
          GROUP BY GROUPING SETS (({k}), ())"
     );
-    // An empty run for a missing edge (dates PostgreSQL holds).
-    let none = (
-        NaiveDate::from_ymd_opt(9999, 12, 31).unwrap_or(NaiveDate::MAX),
-        NaiveDate::from_ymd_opt(1, 1, 1).unwrap_or(NaiveDate::MIN),
-    );
-    let e0 = <[_]>::first(&sp.edges).copied().unwrap_or(none);
-    let e1 = sp.edges.get(1).copied().unwrap_or(none);
+    let [e0, e1] = sp.runs();
     let rows = bound!(sql.clone(), p)
         .bind::<Date, _>(sp.m0)
         .bind::<Date, _>(sp.m1)
@@ -1153,6 +1231,29 @@ async fn due_family(
         .await
         .with_context(|| format!("statistics query failed: {sql}"))?;
     Ok((rows, grouped))
+}
+
+/// Runs a statement over a period's whole months and the days around them: binds $7 and $8
+/// to the first whole month and the month after the last, $9..$12 to the two runs of days
+/// (an empty run for a missing one).
+async fn month_rows(
+    conn: &mut AsyncPgConnection,
+    sql: String,
+    p: &Params,
+    sp: &Split,
+) -> anyhow::Result<Vec<Row5>> {
+    use anyhow::Context;
+    let [e0, e1] = sp.runs();
+    bound!(sql.clone(), p)
+        .bind::<Date, _>(sp.m0)
+        .bind::<Date, _>(sp.m1)
+        .bind::<Date, _>(e0.0)
+        .bind::<Date, _>(e0.1)
+        .bind::<Date, _>(e1.0)
+        .bind::<Date, _>(e1.1)
+        .load::<Row5>(conn)
+        .await
+        .with_context(|| format!("statistics query failed: {sql}"))
 }
 
 /// The families of principal falling due and the subsidy, from the rollups. A group shows

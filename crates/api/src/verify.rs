@@ -208,6 +208,28 @@ const RULES: &[(&str, &str, &str)] = &[
         "overdue_spans",
         "SELECT 'loan ' || loan_id || ' from ' || starts_on AS what FROM overdue_spans_wrong",
     ),
+    (
+        "every disbursed loan carries the disbursement date of its borrower's previous loan",
+        "loans",
+        "SELECT 'loan ' || l.id || ': ' || coalesce(l.prev_disbursed_on::text, 'none')
+                || ', the borrower''s loans ' || coalesce(e.prev_disbursed_on::text, 'none') AS what
+         FROM loans l JOIN loans_prev_disbursed_expected e USING (id)
+         WHERE l.prev_disbursed_on IS DISTINCT FROM e.prev_disbursed_on",
+    ),
+    (
+        "the loans' months (issued, matured) are the sums of the loans",
+        "stat_loan_months",
+        "SELECT period || ' ' || region_code || '/' || bank_id || '/' || centre_id || '/' || category
+                || ': summed ' || coalesce(m.issued || '/' || m.issued_amount || '/' || m.jobs || '/' || m.waiver_loans
+                                           || '/' || m.waiver_amount || '/' || m.matured, 'nothing')
+                || ', loans ' || coalesce(e.issued || '/' || e.issued_amount || '/' || e.jobs || '/' || e.waiver_loans
+                                          || '/' || e.waiver_amount || '/' || e.matured, 'nothing') AS what
+         FROM stat_loan_months m FULL JOIN stat_loan_months_expected e USING (period, region_code, bank_id, centre_id, category)
+         WHERE (m.issued, m.issued_amount, m.jobs, m.waiver_loans, m.waiver_amount, m.matured)
+               IS DISTINCT FROM (e.issued, e.issued_amount, e.jobs, e.waiver_loans, e.waiver_amount, e.matured)
+           AND NOT (e.issued IS NULL
+                    AND (m.issued, m.issued_amount, m.jobs, m.waiver_loans, m.waiver_amount, m.matured) = (0, 0, 0, 0, 0, 0))",
+    ),
 ];
 
 /// Runs every rule against the database at `url`. `today`: the business date for positions.

@@ -219,6 +219,7 @@ diesel::table! {
         schedule_version -> Int2,
         region_code -> Text,
         category -> Text,
+        prev_disbursed_on -> Nullable<Date>,
     }
 }
 

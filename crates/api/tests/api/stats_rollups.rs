@@ -244,6 +244,71 @@ async fn rollups_answer_as_a_scan_of_every_fact_does() {
     );
     assert_same(&mut conn, &cases, "built by the demo").await;
 
+    // Borrowers with more than one loan: every third loan of a category (by disbursement)
+    // goes to the borrower of the loan before it, some in the same period and cell, some
+    // not. Borrowers helped count each of them once per group and once in the total.
+    let moved = texts(
+        &mut conn,
+        "WITH d AS (SELECT id, borrower_id, row_number() OVER (PARTITION BY category ORDER BY disbursed_on, id) AS n,
+                           category FROM loans WHERE disbursed_on IS NOT NULL)
+         UPDATE loans l SET borrower_id = a.borrower_id FROM d a, d b
+         WHERE b.id = l.id AND a.category = b.category AND b.n % 3 = 0 AND a.n = b.n - 1
+         RETURNING l.id::text AS t",
+    )
+    .await;
+    assert!(moved.len() > 50, "{}", moved.len());
+    // Each moved loan's previous disbursement is its new borrower's loan before it.
+    let repeat = number(
+        &mut conn,
+        "SELECT count(*)::text AS t FROM loans WHERE prev_disbursed_on IS NOT NULL",
+    )
+    .await;
+    assert_eq!(repeat, i64::try_from(moved.len()).unwrap());
+    let wrong = number(
+        &mut conn,
+        "SELECT count(*)::text AS t FROM loans l JOIN loans_prev_disbursed_expected e USING (id)
+         WHERE l.prev_disbursed_on IS DISTINCT FROM e.prev_disbursed_on",
+    )
+    .await;
+    assert_eq!(wrong, 0);
+    let helped = stats::summary_with(&mut conn, &cases[0], Source::Rollups)
+        .await
+        .unwrap();
+    let total = serde_json::to_value(&helped).unwrap()["total"].clone();
+    assert!(
+        total["borrowers_helped"].as_i64() < total["issued_count"].as_i64(),
+        "{total}"
+    );
+    assert_same(&mut conn, &cases, "borrowers with several loans").await;
+
+    // Loans' jobs corrected by hand and maturities moved later (around the trigger that lets
+    // only an extension move them; loans repaid on time, so that their facts still agree),
+    // then put back: the loans' months follow both ways.
+    for (jobs, days, when) in [(2, 45, "loans changed"), (-2, -45, "loans back")] {
+        conn.batch_execute(&format!(
+            "UPDATE loans SET jobs_declared = jobs_declared + {jobs}
+             WHERE id IN (SELECT id FROM loans WHERE disbursed_on IS NOT NULL ORDER BY md5(id::text) LIMIT 30);
+             ALTER TABLE loans DISABLE TRIGGER loans_disbursement_fixed;
+             UPDATE loans SET maturity_date = maturity_date + {days}
+             WHERE id IN (SELECT id FROM loans l WHERE status = 'settled'
+                          AND NOT EXISTS (SELECT 1 FROM overdue_spans s WHERE s.loan_id = l.id)
+                          ORDER BY md5(id::text) DESC LIMIT 30);
+             ALTER TABLE loans ENABLE TRIGGER loans_disbursement_fixed;"
+        ))
+        .await
+        .unwrap();
+        let wrong = number(
+            &mut conn,
+            "SELECT count(*)::text AS t FROM stat_loan_months m
+             FULL JOIN stat_loan_months_expected e USING (period, region_code, bank_id, centre_id, category)
+             WHERE (m.issued, m.issued_amount, m.jobs, m.matured) IS DISTINCT FROM (e.issued, e.issued_amount, e.jobs, e.matured)
+               AND NOT (e.issued IS NULL AND m.issued = 0 AND m.matured = 0)",
+        )
+        .await;
+        assert_eq!(wrong, 0, "{when}");
+        assert_same(&mut conn, &cases, when).await;
+    }
+
     // A tenth of the loans lose their facts, and another tenth their paid-on dates (as if
     // repaid by nobody): deltas pending, then rolled up.
     sql_query(
@@ -360,7 +425,33 @@ async fn verify_finds_rollups_that_are_not_the_sums_of_the_facts() {
     )
     .await
     .unwrap();
+    // A loan's previous disbursement set around its trigger.
+    conn.batch_execute(
+        "ALTER TABLE loans DISABLE TRIGGER loans_prev_disbursed;
+         UPDATE loans SET prev_disbursed_on = disbursed_on
+         WHERE id = (SELECT id FROM loans WHERE disbursed_on IS NOT NULL ORDER BY id LIMIT 1);
+         ALTER TABLE loans ENABLE TRIGGER loans_prev_disbursed;",
+    )
+    .await
+    .unwrap();
+    // A month of loans that is not their sum.
+    conn.batch_execute(
+        "UPDATE stat_loan_months SET matured = matured + 1
+         WHERE (period, region_code, bank_id, centre_id, category) =
+               (SELECT period, region_code, bank_id, centre_id, category FROM stat_loan_months ORDER BY 1, 2, 3, 4, 5 LIMIT 1);",
+    )
+    .await
+    .unwrap();
     let report = danbao_api::verify::run(&app.db.url, today).await.unwrap();
+    let loan_months = check(&report, "loans' months");
+    assert_eq!(loan_months.failed, 1, "{loan_months:?}");
+    assert!(
+        loan_months.failures[0].contains("summed"),
+        "{loan_months:?}"
+    );
+    let previous = check(&report, "previous loan");
+    assert_eq!(previous.failed, 1, "{previous:?}");
+    assert!(previous.failures[0].contains("none"), "{previous:?}");
     let spans = check(&report, "overdue spans are those its facts give");
     assert_eq!(spans.failed, 1, "{spans:?}");
     assert!(spans.failures[0].contains("stored"), "{spans:?}");
