@@ -589,19 +589,12 @@ async fn summary_in(
     // Issuance in the period.
     {
         let (k, grouped) = key(p, &loan_cols(Some("l.disbursed_on")));
-        // The rollups' source counts borrowers as loans less the loans of a borrower with
-        // another in the period (below); the scan counts them distinct.
-        let distinct = if source == Source::Rollups {
-            "0::numeric"
-        } else {
-            "count(DISTINCT l.borrower_id)::numeric"
-        };
         let found = if source == Source::Rollups {
             // The whole months from their sums (migration 000019), the days around them from
-            // the loans.
+            // the loans. Borrowers helped are counted below.
             let sql = format!(
                 "SELECT {k} AS k, coalesce(sum(l.a), 0)::numeric AS a, coalesce(sum(l.b), 0) AS b,
-                        {distinct} AS c, coalesce(sum(l.d), 0)::numeric AS d,
+                        0::numeric AS c, coalesce(sum(l.d), 0)::numeric AS d,
                         coalesce(sum(l.e), 0)::numeric AS e, coalesce(sum(l.f), 0) AS f
                  FROM (
                    SELECT m.region_code, m.bank_id, m.centre_id, m.category, m.period AS disbursed_on,
@@ -620,7 +613,7 @@ async fn summary_in(
         } else {
             let sql = format!(
                 "SELECT {k} AS k, count(*)::numeric AS a, coalesce(sum(l.principal), 0) AS b,
-                        {distinct} AS c, coalesce(sum(l.jobs_declared), 0)::numeric AS d,
+                        count(DISTINCT l.borrower_id)::numeric AS c, coalesce(sum(l.jobs_declared), 0)::numeric AS d,
                         (count(*) FILTER (WHERE l.waiver))::numeric AS e, coalesce(sum(l.principal) FILTER (WHERE l.waiver), 0) AS f
                  FROM loans l WHERE {LOAN_SCOPE} AND l.disbursed_on BETWEEN $4 AND {hi}
                  GROUP BY GROUPING SETS (({k}), ())"
