@@ -2196,6 +2196,15 @@ const INSERT_REBUILDS: &[(&str, &str)] = &[
         "loans_stat_months_insert",
         "SELECT danbao_rebuild_loan_months()",
     ),
+    ("loans_closed_books", "SELECT danbao_rebuild_closed_books()"),
+    (
+        "instalment_facts_closed_books_insert",
+        "SELECT danbao_rebuild_closed_books()",
+    ),
+    (
+        "principal_payments_closed_books_insert",
+        "SELECT danbao_rebuild_closed_books()",
+    ),
 ];
 
 /// Loading millions of rows, PostgreSQL spent most of the demo's time checking each row's
@@ -2306,7 +2315,17 @@ impl BulkLoad {
                 bail!("{broken} demo rows break the rule of the trigger {name}");
             }
         }
-        for s in self.restore.iter().map(String::as_str).chain(self.rebuilds) {
+        // The rebuilds run with the triggers back on, whose statements look each row's loan up
+        // by key; planned without statistics, they expect thousands of rows per key (and, at a
+        // million loans, compile each plan to machine code: minutes for one rebuild).
+        let analyze = format!("ANALYZE {}", BULK_TABLES.join(", "));
+        for s in self
+            .restore
+            .iter()
+            .map(String::as_str)
+            .chain([analyze.as_str()])
+            .chain(self.rebuilds)
+        {
             client
                 .batch_execute(s)
                 .await

@@ -542,12 +542,15 @@ async fn summary_in(
                    -- (`coalesce`: the partial index finds these. A comparison of the release
                    -- date itself, even `released_on + 0`, implies it is not null, and the
                    -- planner then also reads the index on the release, which holds most
-                   -- loans: 800,000 entries and 62 ms for nothing.)
+                   -- loans: 800,000 entries and 62 ms for nothing.) A closed loan carries
+                   -- what it left unpaid (migration 000020); its payments are summed only
+                   -- when the as-of date falls before its last one.
                    SELECT l.region_code, l.bank_id, l.centre_id, l.category, l.maturity_date, 0, 1
                    FROM loans l
                    WHERE l.status IN ('compensated', 'written_off') AND coalesce(l.released_on, DATE '9999-12-31') <= $6
                      AND l.disbursed_on IS NOT NULL AND l.maturity_date BETWEEN $4 AND {hi}
-                     AND {PAID_BY_AS_OF} < {FELL_DUE_IN_ALL}
+                     AND CASE WHEN l.closed_paid_until > $6 THEN {PAID_BY_AS_OF} < {FELL_DUE_IN_ALL}
+                              ELSE l.closed_unpaid > 0 END
                    UNION ALL
                    SELECT l.region_code, l.bank_id, l.centre_id, l.category, l.maturity_date, 0, 1
                    FROM loans l

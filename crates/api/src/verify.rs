@@ -217,6 +217,13 @@ const RULES: &[(&str, &str, &str)] = &[
          WHERE l.prev_disbursed_on IS DISTINCT FROM e.prev_disbursed_on",
     ),
     (
+        "every closed loan carries its principal not repaid and its last payment's date",
+        "loans",
+        "SELECT 'loan ' || id || ': ' || coalesce(closed_unpaid || ' to ' || coalesce(closed_paid_until::text, 'no payment'), 'nothing')
+                || ', its books ' || coalesce(books_unpaid || ' to ' || coalesce(books_paid_until::text, 'no payment'), 'nothing') AS what
+         FROM loans_closed_books_wrong",
+    ),
+    (
         "the loans' months (issued, matured) are the sums of the loans",
         "stat_loan_months",
         "SELECT period || ' ' || region_code || '/' || bank_id || '/' || centre_id || '/' || category

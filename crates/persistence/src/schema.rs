@@ -220,6 +220,8 @@ diesel::table! {
         region_code -> Text,
         category -> Text,
         prev_disbursed_on -> Nullable<Date>,
+        closed_unpaid -> Nullable<Numeric>,
+        closed_paid_until -> Nullable<Date>,
     }
 }
 

@@ -464,6 +464,12 @@ async fn compensation_recovery_and_write_off_move_the_fund() {
     );
     assert_eq!(approved["claim"]["status"], "approved");
     assert_eq!(approved["loan"]["status"], "compensated");
+    // Closed, the loan carries what it left unpaid for the repayment rate: all of it.
+    assert_eq!(
+        closed_books(&app, &loan).await,
+        "12000.00 none",
+        "compensated"
+    );
     let r = post(
         &app,
         &desk.approver,
@@ -565,6 +571,11 @@ async fn compensation_recovery_and_write_off_move_the_fund() {
     assert_problem(r, 409, "invalid_state").await;
     let (_, l) = app.get_json(&format!("/v1/loans/{loan}"), &bank).await;
     assert_eq!(l["status"], "written_off");
+    assert_eq!(
+        closed_books(&app, &loan).await,
+        "12000.00 none",
+        "written off"
+    );
     let (_, audit) = app
         .get_json("/v1/audit-events?limit=500", &app.admin_token)
         .await;
@@ -628,6 +639,26 @@ async fn compensation_needs_the_fund_to_hold_the_money() {
     let fund = fund_position(&app, &desk.entrant, &desk.fund).await;
     assert_eq!(fund["balance"], "3000.00");
     funds_reconcile(&app).await;
+}
+
+#[derive(danbao_persistence::diesel::QueryableByName)]
+struct Text {
+    #[diesel(sql_type = danbao_persistence::diesel::sql_types::Text)]
+    t: String,
+}
+
+/// A loan's principal not repaid at closing and its last payment's date, as stored.
+async fn closed_books(app: &TestApp, loan: &str) -> String {
+    let mut conn = app.db.connect().await;
+    sql_query(
+        "SELECT coalesce(closed_unpaid::text, 'null') || ' ' || coalesce(closed_paid_until::text, 'none') AS t
+         FROM loans WHERE id = $1::uuid",
+    )
+    .bind::<danbao_persistence::diesel::sql_types::Text, _>(loan)
+    .get_result::<Text>(&mut conn)
+    .await
+    .unwrap()
+    .t
 }
 
 async fn verify(app: &TestApp) -> danbao_api::verify::Report {

@@ -1,0 +1,14 @@
+DROP FUNCTION danbao_rebuild_closed_books();
+DROP VIEW loans_closed_books_wrong;
+DROP TRIGGER principal_payments_closed_books_delete ON principal_payments;
+DROP TRIGGER principal_payments_closed_books_update ON principal_payments;
+DROP TRIGGER principal_payments_closed_books_insert ON principal_payments;
+DROP TRIGGER instalment_facts_closed_books_delete ON instalment_facts;
+DROP TRIGGER instalment_facts_closed_books_update ON instalment_facts;
+DROP TRIGGER instalment_facts_closed_books_insert ON instalment_facts;
+DROP FUNCTION danbao_closed_books_changed();
+DROP FUNCTION danbao_closed_books_touch(UUID[]);
+DROP TRIGGER loans_closed_books ON loans;
+DROP FUNCTION danbao_loan_closed_books();
+DROP FUNCTION danbao_closed_books(UUID);
+ALTER TABLE loans DROP COLUMN closed_paid_until, DROP COLUMN closed_unpaid;
