@@ -538,6 +538,9 @@ async fn summary_in(
                    FROM overdue_spans s
                    WHERE danbao_overdue_live(s.starts_on, s.ends_on, s.closed_on) @> $6 AND s.outstanding > 0
                      AND s.maturity BETWEEN $4 AND {hi} AND s.maturity < $6
+                     -- (The same days as a range, for the index on both: migration 000021;
+                     -- never an upper bound below the lower, which would be an error.)
+                     AND daterange(s.maturity, s.maturity, '[]') <@ daterange($4, GREATEST($4, {hi}), '[]')
                    UNION ALL
                    -- (`coalesce`: the partial index finds these. A comparison of the release
                    -- date itself, even `released_on + 0`, implies it is not null, and the

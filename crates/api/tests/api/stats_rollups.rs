@@ -280,7 +280,11 @@ async fn rollups_answer_as_a_scan_of_every_fact_does() {
     .await;
     let after = day.succ_opt().unwrap();
     let parts: Vec<&str> = stored[0].split(' ').collect();
-    assert_eq!(parts[..2], ["0.00", after.to_string().as_str()], "{stored:?}");
+    assert_eq!(
+        parts[..2],
+        ["0.00", after.to_string().as_str()],
+        "{stored:?}"
+    );
     let maturity: NaiveDate = parts[2].parse().unwrap();
     // The period from its maturity to that day, as of then and of the payment; the province
     // and the loan's own county and bank.
