@@ -8,14 +8,14 @@ use danbao_api::state::AppState;
 use danbao_api::telemetry;
 use danbao_persistence::{migrate, pool};
 use std::net::TcpListener;
+use std::path::PathBuf;
+use std::time::Duration;
 
 /// A repayment file's chunk builds and drops many small vectors and maps; glibc's allocator
 /// spent a third of the import's client time consolidating and searching its free lists
 /// (`perf record` on `import-repayments`).
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
-use std::path::PathBuf;
-use std::time::Duration;
 
 /// danbao (担保): guaranteed microloans for people starting a business.
 ///
