@@ -11,12 +11,6 @@ use std::net::TcpListener;
 use std::path::PathBuf;
 use std::time::Duration;
 
-/// A repayment file's chunk builds and drops many small vectors and maps; glibc's allocator
-/// spent a third of the import's client time consolidating and searching its free lists
-/// (`perf record` on `import-repayments`).
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 /// danbao (担保): guaranteed microloans for people starting a business.
 ///
 /// Guarantee-centre clerks register borrowers and approve guarantees against a fund; banks
