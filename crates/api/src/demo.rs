@@ -2143,8 +2143,14 @@ const BULK_TABLES: &[&str] = &[
 const INSERT_RULES: &[(&str, &str)] = &[
     (
         "repayments_fit_loan",
-        "SELECT count(*) FROM repayments r JOIN loans l ON l.id = r.loan_id \
-         WHERE l.bank_id <> r.bank_id OR l.disbursed_on IS NULL OR r.value_date < l.disbursed_on",
+        "SELECT count(*) FROM repayments r LEFT JOIN loans l ON l.id = r.loan_id \
+         WHERE l.id IS NULL OR l.bank_id <> r.bank_id OR l.disbursed_on IS NULL \
+         OR r.value_date < l.disbursed_on",
+    ),
+    (
+        "repayment_allocations_fit_repayment",
+        "SELECT count(*) FROM repayment_allocations a LEFT JOIN repayments r ON r.id = a.repayment_id \
+         WHERE r.id IS NULL OR r.loan_id <> a.loan_id",
     ),
     (
         "instalments_version",

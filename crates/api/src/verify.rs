@@ -90,6 +90,29 @@ const RULES: &[(&str, &str, &str)] = &[
          WHERE a.repayment_id IS NULL OR a.to_penalty + a.to_interest + a.to_principal <> r.amount",
     ),
     (
+        "every repayment, allocation and file row names rows that exist (repayment's loan of its bank, allocation's repayment of its loan)",
+        "repayments",
+        "SELECT 'repayment ' || r.id || ': loan ' || r.loan_id || ' of bank ' || r.bank_id
+                || CASE WHEN l.id IS NULL THEN ' missing' ELSE ', the loan''s bank ' || l.bank_id END AS what
+         FROM repayments r LEFT JOIN loans l ON l.id = r.loan_id
+         WHERE l.id IS NULL OR l.bank_id <> r.bank_id
+         UNION ALL
+         SELECT 'allocation ' || a.id || ': repayment ' || a.repayment_id || ' of loan ' || a.loan_id
+                || CASE WHEN r.id IS NULL THEN ' missing' ELSE ', the repayment''s loan ' || r.loan_id END
+         FROM repayment_allocations a LEFT JOIN repayments r ON r.id = a.repayment_id
+         WHERE r.id IS NULL OR r.loan_id <> a.loan_id
+         UNION ALL
+         SELECT 'file ' || b.batch_id || ' row ' || b.row_no || ': loan ' || coalesce(b.loan_id::text, 'none')
+                || ', repayment ' || coalesce(b.repayment_id::text, 'none')
+         FROM repayment_batch_rows b LEFT JOIN loans l ON l.id = b.loan_id
+         LEFT JOIN repayments r ON r.id = b.repayment_id
+         WHERE (b.loan_id IS NOT NULL AND l.id IS NULL)
+            OR (b.repayment_id IS NOT NULL AND (r.id IS NULL OR r.loan_id IS DISTINCT FROM b.loan_id))
+         UNION ALL
+         SELECT 'overdue span of loan ' || s.loan_id || ' from ' || s.starts_on || ': no such loan'
+         FROM overdue_spans s WHERE NOT EXISTS (SELECT 1 FROM loans l WHERE l.id = s.loan_id)",
+    ),
+    (
         "a loan's current schedule sums to its principal",
         "loans",
         "SELECT 'loan ' || l.id || ': principal ' || l.principal || ', schedule ' || coalesce(sum(i.principal), 0) AS what

@@ -409,6 +409,7 @@ diesel::table! {
 }
 
 diesel::joinable!(instalments -> loans (loan_id));
+// Checked per statement by repayments_fit_loan, not a foreign key (migration 000022).
 diesel::joinable!(repayments -> loans (loan_id));
 diesel::joinable!(repayment_reversals -> repayments (repayment_id));
 

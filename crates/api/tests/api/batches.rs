@@ -948,3 +948,138 @@ async fn batch_chunk_falls_back_to_row_by_row_when_its_set_write_fails() {
     assert_eq!(count(&app, "SELECT count(*) AS n FROM repayments").await, 3);
     funds_reconcile(&app).await;
 }
+
+/// The references of the rows a file writes (a repayment's loan, an allocation's repayment, a
+/// file row's loan and repayment, a span's loan) are checked once per statement instead of by
+/// foreign keys: the database still refuses each dangling one, and one bad row among good
+/// ones refuses the whole statement. Loans and banks keep their ids. The migration reverts.
+#[tokio::test]
+async fn the_database_refuses_file_rows_that_name_rows_that_do_not_exist() {
+    use danbao_persistence::diesel_async::SimpleAsyncConnection;
+    let app = spawn_app().await;
+    revert_and_reapply(&app, "2026-11-28-000022_hot_references_per_statement").await;
+    let desk = app.desk("100000.00").await;
+    let bank = banks(&app, &desk).await;
+    let l1 = active(&app, &desk, &bank.a, &desk.p.bank_a, 1).await;
+    let l2 = active(&app, &desk, &bank.a, &desk.p.bank_a, 2).await;
+    let file = format!(
+        "bank_reference,value_date,amount,loan_id,bank_account_no\r\n\
+         R-1,2025-02-15,1043.50,{l1},\r\n\
+         R-2,2025-02-15,1043.50,{l2},\r\n"
+    );
+    let v = json_of(csv(&app, &bank.a, "", &file).await, 201).await;
+    let batch = v["id"].as_str().unwrap().to_owned();
+    let r1 = v["items"][0]["repayment_id"].as_str().unwrap().to_owned();
+    let r2 = v["items"][1]["repayment_id"].as_str().unwrap().to_owned();
+    let nobody = "00000000-0000-7000-8000-000000000001";
+    let mut conn = app.db.connect().await;
+
+    let refused = |sql: String, why: &'static str| (sql, why);
+    let allocation = |repayment: &str, loan: &str| {
+        format!("('{repayment}'::uuid, '{loan}'::uuid, 0::numeric, 0::numeric, 1043.50::numeric)")
+    };
+    let allocations = |rows: &[String]| {
+        format!(
+            "INSERT INTO repayment_allocations (repayment_id, loan_id, to_penalty, to_interest, \
+             to_principal) SELECT * FROM (VALUES {}) v",
+            rows.join(", ")
+        )
+    };
+    let file_row = |n: u32, loan: &str, repayment: &str| {
+        format!("('{batch}'::uuid, {n}, 'X-{n}', '{loan}'::uuid, 'duplicate', '{repayment}'::uuid)")
+    };
+    let file_rows = |rows: &[String]| {
+        format!(
+            "INSERT INTO repayment_batch_rows (batch_id, row_no, bank_reference, loan_id, \
+             outcome, repayment_id) VALUES {}",
+            rows.join(", ")
+        )
+    };
+    let good_allocation = allocation(&r1, &l1);
+    let good_row = file_row(10, &l1, &r1);
+    let cases = [
+        refused(
+            format!(
+                "INSERT INTO repayments (id, loan_id, bank_id, bank_reference, value_date, amount, \
+                 to_penalty, to_interest, to_principal, created_by) VALUES \
+                 (gen_random_uuid(), '{nobody}', '{}', 'DB-1', '2025-02-15', 10.00, 0, 10.00, 0, \
+                 gen_random_uuid())",
+                desk.p.bank_a
+            ),
+            "a repayment belongs to a disbursed loan of its bank",
+        ),
+        refused(
+            allocations(&[good_allocation.clone(), allocation(nobody, &l1)]),
+            "an allocation is of an existing repayment",
+        ),
+        refused(
+            allocations(&[good_allocation.clone(), allocation(&r2, &l1)]),
+            "an allocation is of an existing repayment",
+        ),
+        refused(
+            file_rows(&[good_row.clone(), file_row(11, nobody, &r1)]),
+            "a file row names an existing loan",
+        ),
+        refused(
+            file_rows(&[good_row.clone(), file_row(11, &l1, &r2)]),
+            "a file row names an existing loan",
+        ),
+        refused(
+            file_rows(&[good_row.clone(), file_row(11, &l1, nobody)]),
+            "a file row names an existing loan",
+        ),
+        refused(
+            format!(
+                "INSERT INTO overdue_spans (loan_id, starts_on, oldest_due, overdue, outstanding, \
+                 maturity, region_code, bank_id, centre_id, category) \
+                 SELECT '{nobody}', DATE '2025-03-16', DATE '2025-02-15', 1, 1, DATE '2026-01-15', \
+                 region_code, bank_id, centre_id, category FROM loans WHERE id = '{l1}'"
+            ),
+            "an overdue span carries its loan's",
+        ),
+        refused(
+            format!("UPDATE loans SET id = '{nobody}' WHERE id = '{l1}'"),
+            "keeps its id",
+        ),
+        refused(
+            format!(
+                "UPDATE banks SET id = '{nobody}' WHERE id = '{}'",
+                desk.p.bank_a
+            ),
+            "keeps its id",
+        ),
+    ];
+    for (sql, why) in cases {
+        let e = conn.batch_execute(&sql).await.unwrap_err().to_string();
+        assert!(e.contains(why), "{sql}: {e}");
+    }
+    assert_eq!(
+        count(
+            &app,
+            &format!("SELECT count(*) AS n FROM repayment_batch_rows WHERE batch_id = '{batch}'")
+        )
+        .await,
+        2
+    );
+    assert_eq!(
+        count(
+            &app,
+            &format!("SELECT count(*) AS n FROM repayment_allocations WHERE repayment_id = '{r1}'")
+        )
+        .await,
+        1
+    );
+    // The good rows alone are taken.
+    conn.batch_execute(&allocations(&[good_allocation]))
+        .await
+        .unwrap();
+    conn.batch_execute(&file_rows(&[good_row])).await.unwrap();
+    assert_eq!(
+        count(
+            &app,
+            &format!("SELECT count(*) AS n FROM repayment_batch_rows WHERE batch_id = '{batch}'")
+        )
+        .await,
+        3
+    );
+}

@@ -503,6 +503,17 @@ async fn verify_finds_rollups_that_are_not_the_sums_of_the_facts() {
     )
     .await
     .unwrap();
+    // An allocation carrying a loan that is not its repayment's, written around its trigger.
+    conn.batch_execute(
+        "ALTER TABLE repayment_allocations DISABLE TRIGGER repayment_allocations_fit_repayment;
+         INSERT INTO repayment_allocations (repayment_id, loan_id, to_penalty, to_interest, to_principal)
+         SELECT a.repayment_id, (SELECT id FROM loans WHERE id <> a.loan_id ORDER BY id LIMIT 1),
+                a.to_penalty, a.to_interest, a.to_principal
+         FROM repayment_allocations_current a ORDER BY a.repayment_id LIMIT 1;
+         ALTER TABLE repayment_allocations ENABLE TRIGGER repayment_allocations_fit_repayment;",
+    )
+    .await
+    .unwrap();
     // A month of loans that is not their sum.
     conn.batch_execute(
         "UPDATE stat_loan_months SET matured = matured + 1
@@ -517,6 +528,12 @@ async fn verify_finds_rollups_that_are_not_the_sums_of_the_facts() {
     assert!(
         loan_months.failures[0].contains("summed"),
         "{loan_months:?}"
+    );
+    let references = check(&report, "names rows that exist");
+    assert_eq!(references.failed, 1, "{references:?}");
+    assert!(
+        references.failures[0].contains("the repayment's loan"),
+        "{references:?}"
     );
     let previous = check(&report, "previous loan");
     assert_eq!(previous.failed, 1, "{previous:?}");

@@ -78,6 +78,14 @@ pub fn overdue_spans(
     facts: &[InstalmentFactRow],
     payments: &[PrincipalPaymentRow],
 ) -> Vec<OverdueSpan> {
+    overdue_spans_of(facts, payments)
+}
+
+/// [`overdue_spans`] of some of the rows (all of each loan's rows among them).
+pub fn overdue_spans_of<'a>(
+    facts: impl IntoIterator<Item = &'a InstalmentFactRow>,
+    payments: impl IntoIterator<Item = &'a PrincipalPaymentRow>,
+) -> Vec<OverdueSpan> {
     use std::collections::BTreeMap;
     let mut by_loan: BTreeMap<Uuid, (Vec<&InstalmentFactRow>, Vec<&PrincipalPaymentRow>)> =
         BTreeMap::new();
