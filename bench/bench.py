@@ -518,6 +518,9 @@ class Bench:
                     return ":" + own[v]
                 if v in fresh:
                     return ":" + fresh[v]
+                # An id the request made, as a one-element array (the allocations' unnest).
+                if v.startswith("{") and v.endswith("}") and v[1:-1] in fresh:
+                    return f"ARRAY[:{fresh[v[1:-1]]}::uuid]"
                 if v == ref:
                     return ":ref"
                 return "'" + v.replace("'", "''") + "'"
