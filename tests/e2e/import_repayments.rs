@@ -4,6 +4,7 @@
 use crate::database_url::serve_on_test_db;
 use crate::faults::world::{ok, seed};
 use crate::harness::danbao;
+use danbao_persistence::diesel_async::{AsyncConnection, AsyncPgConnection, SimpleAsyncConnection};
 use serde_json::json;
 use std::process::Output;
 
@@ -141,77 +142,140 @@ async fn import_repayments_applies_a_file_and_reports() {
 
 /// The same rows in chunks of 7 (each loan's books carried from chunk to chunk, its rows out
 /// of date order so that later chunks move allocations made by earlier ones, an overpayment
-/// refused midway) and in one chunk, on twin loans: the same outcomes, the same books, and
-/// facts that `danbao verify` recomputes to the same.
+/// refused midway, two rows sent again in the chunk after theirs, while the first are still
+/// being written), in one chunk, and in chunks of 7 three of whose set writes fail (such a
+/// chunk goes row by row, and the next one, planned meanwhile, is planned again), on triplet
+/// loans: the
+/// same outcomes, the same books, and facts that `danbao verify` recomputes to the same.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn import_repayments_gives_the_same_books_in_small_chunks_as_in_one() {
     let served = serve_on_test_db().await;
     let s = &served.server;
-    let world = seed(s, 8).await;
+    let world = seed(s, 12).await;
     let teller = world.teller;
     let dir = tempfile::tempdir().unwrap();
-    // Loans 1-4 get the rows in chunks of 7, loans 5-8 the same rows in one chunk.
+    // Loans 1-4 get the rows in chunks of 7, loans 5-8 the same rows in one chunk, loans
+    // 9-12 in chunks of 7 of which three go row by row.
     let file = |twin: usize, prefix: &str| {
-        let mut f = String::from("bank_reference,value_date,amount,bank_account_no\r\n");
-        for i in 0..120usize {
-            let loan = 1 + i % 4 + twin;
-            let day = 1 + (i * 11) % 28;
-            let month = if i % 3 == 0 { 2 } else { 3 };
-            // More than loan 3 (and its twin, 7) owes: refused, the rows around it apply.
-            let amount = if i == 50 { "13000.00" } else { "25.00" };
-            f.push_str(&format!(
-                "{prefix}-{i},2025-{month:02}-{day:02},{amount},ACC-{loan}\r\n"
-            ));
-        }
-        f
+        let mut lines: Vec<String> = (0..120usize)
+            .map(|i| {
+                let loan = 1 + i % 4 + twin;
+                let day = 1 + (i * 11) % 28;
+                let month = if i % 3 == 0 { 2 } else { 3 };
+                // More than loan 3 (and its twins) owes: refused, the rows around it apply.
+                let amount = if i == 50 { "13000.00" } else { "25.00" };
+                format!("{prefix}-{i},2025-{month:02}-{day:02},{amount},ACC-{loan}\r\n")
+            })
+            .collect();
+        // Rows 54 and 55 (the eighth chunk of 7) sent again in the ninth: the same (a
+        // duplicate) and with another amount (refused).
+        let again = lines[55].clone();
+        let other = lines[54].replace(",25.00,", ",26.00,");
+        lines.insert(60, again);
+        lines.insert(61, other);
+        String::from("bank_reference,value_date,amount,bank_account_no\r\n") + &lines.concat()
     };
     let small = dir.path().join("small.csv");
     let whole = dir.path().join("whole.csv");
+    let failing = dir.path().join("failing.csv");
     std::fs::write(&small, file(0, "S")).unwrap();
     std::fs::write(&whole, file(4, "W")).unwrap();
+    std::fs::write(&failing, file(8, "F")).unwrap();
     let url = served.database_url();
-    let summaries: Vec<String> = [(&small, "7"), (&whole, "100000")]
-        .into_iter()
-        .map(|(path, rows)| {
-            let out = import(
-                url,
-                &[
-                    "--bank",
-                    "JXRCU",
-                    "--chunk-rows",
-                    rows,
-                    path.to_str().unwrap(),
-                ],
-            );
-            let (stdout, stderr) = text(&out);
+    let mut db = AsyncPgConnection::establish(url).await.unwrap();
+    let mut summaries = Vec::new();
+    for (path, rows) in [(&small, "7"), (&whole, "100000"), (&failing, "7")] {
+        if path == &failing {
+            // The set writes of the chunks holding rows 20, 54 and 90 are refused: they go
+            // row by row, after the next chunk was planned on their planned writes. Row 54
+            // itself is refused too, so that what the next chunk was planned on did not
+            // happen: sent again with another amount there, it is a new repayment.
+            db.batch_execute(
+                "CREATE FUNCTION one_at_a_time() RETURNS trigger LANGUAGE plpgsql AS $$
+                 BEGIN
+                   IF EXISTS (SELECT 1 FROM new_rows WHERE bank_reference = 'F-54' AND amount = 25.00) THEN
+                     RAISE check_violation USING MESSAGE = 'not F-54';
+                   END IF;
+                   IF (SELECT count(*) FROM new_rows) > 1 AND EXISTS (
+                        SELECT 1 FROM new_rows WHERE bank_reference IN ('F-20', 'F-90')) THEN
+                     RAISE unique_violation USING MESSAGE = 'one at a time';
+                   END IF;
+                   RETURN NULL;
+                 END $$;
+                 CREATE TRIGGER one_at_a_time AFTER INSERT ON repayments
+                   REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION one_at_a_time();",
+            )
+            .await
+            .unwrap();
+        }
+        let out = import(
+            url,
+            &[
+                "--bank",
+                "JXRCU",
+                "--chunk-rows",
+                rows,
+                path.to_str().unwrap(),
+            ],
+        );
+        let (stdout, stderr) = text(&out);
+        assert!(
+            matches!(out.status.code(), Some(0 | 2)),
+            "{stdout}\n{stderr}"
+        );
+        if path == &failing {
+            // Only those three: the chunks planned meanwhile were planned again, not written
+            // from plans that counted on rows that were never written.
+            assert_eq!(stderr.matches("applied row by row").count(), 3, "{stderr}");
             assert!(
-                matches!(out.status.code(), Some(0 | 2)),
-                "{stdout}\n{stderr}"
+                stdout.contains("row 55 (F-54): validation_failed"),
+                "{stdout}"
             );
-            let line = stdout
-                .lines()
-                .find(|l| l.contains(" rows, "))
-                .unwrap_or_else(|| panic!("{stdout}"));
-            line[line.find(": ").unwrap()..].to_owned()
-        })
-        .collect();
+            assert!(!stdout.contains("row 62"), "{stdout}");
+        } else {
+            assert!(stdout.contains("row 62 ("), "{stdout}");
+        }
+        let line = stdout
+            .lines()
+            .find(|l| l.contains(" rows, "))
+            .unwrap_or_else(|| panic!("{stdout}"));
+        summaries.push(line[line.find(": ").unwrap()..].to_owned());
+    }
     assert_eq!(summaries[0], summaries[1]);
-    assert!(!summaries[0].contains(" 0 failed"), "{}", summaries[0]);
+    assert_eq!(summaries[0], summaries[2]);
+    assert!(
+        summaries[0].contains("122 rows, 119 applied, 1 duplicates, 2 failed"),
+        "{}",
+        summaries[0]
+    );
 
     for k in 0..4 {
-        let (a, b) = (&world.loans[k].0, &world.loans[k + 4].0);
+        let a = &world.loans[k].0;
         let (_, la) = s.get_json(&teller, &format!("/v1/loans/{a}")).await;
-        let (_, lb) = s.get_json(&teller, &format!("/v1/loans/{b}")).await;
-        assert_eq!(la["position"], lb["position"], "loan {}", k + 1);
-        assert_eq!(la["status"], lb["status"], "loan {}", k + 1);
         let (_, sa) = s
             .get_json(&teller, &format!("/v1/loans/{a}/schedule"))
             .await;
-        let (_, sb) = s
-            .get_json(&teller, &format!("/v1/loans/{b}/schedule"))
-            .await;
-        assert_eq!(sa["instalments"], sb["instalments"], "loan {}", k + 1);
+        // Loan 11 took row 54 at 26.00 (sent again) instead of 25.00.
+        for twin in [4, 8].into_iter().filter(|t| k + t != 10) {
+            let b = &world.loans[k + twin].0;
+            let (_, lb) = s.get_json(&teller, &format!("/v1/loans/{b}")).await;
+            assert_eq!(
+                la["position"],
+                lb["position"],
+                "loan {} and {}",
+                k + 1,
+                k + twin + 1
+            );
+            assert_eq!(la["status"], lb["status"], "loan {}", k + 1);
+            let (_, sb) = s
+                .get_json(&teller, &format!("/v1/loans/{b}/schedule"))
+                .await;
+            assert_eq!(sa["instalments"], sb["instalments"], "loan {}", k + 1);
+        }
     }
+    db.batch_execute("DROP TRIGGER one_at_a_time ON repayments; DROP FUNCTION one_at_a_time();")
+        .await
+        .unwrap();
     let out = danbao()
         .arg("verify")
         .env("DATABASE_URL", url)

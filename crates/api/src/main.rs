@@ -274,7 +274,19 @@ fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let json = matches!(&cli.command, Command::Serve(a) if a.log_json);
     telemetry::init_tracing(json);
-    let result = actix_web::rt::System::new().block_on(run(cli));
+    let result = if matches!(cli.command, Command::ImportRepayments(_)) {
+        // A file's next chunk is planned on this thread while the database connection's task,
+        // on the worker, keeps sending the chunk before it (on one thread the connection ran
+        // only when the planning yielded, and the two ran in turn).
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .map_err(anyhow::Error::from)
+            .and_then(|rt| rt.block_on(run(cli)))
+    } else {
+        actix_web::rt::System::new().block_on(run(cli))
+    };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {

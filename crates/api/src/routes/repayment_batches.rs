@@ -9,10 +9,13 @@
 //! locked (in id order) and their books, the chunk's known references and the current
 //! allocations loaded in a few queries; the rows are applied in memory in file order with the
 //! single route's own checks and allocation (`plan_repayment`), and the chunk is written once:
-//! repayments, allocations, the touched loans' facts, audit events, batch rows (one INSERT
-//! per table). Every row was checked before anything is written, so a failed row writes nothing;
-//! should a chunk's write fail anyway, its savepoint is rolled back and the chunk goes row by
-//! row through [`apply_repayment`], each row in a savepoint of its own.
+//! repayments, allocations, audit events, the touched loans' facts (one INSERT per table,
+//! pipelined), then batch rows. A chunk is planned while the chunk before it is being written:
+//! its reads go first (they read nothing that write changes), and its planning runs while the
+//! database executes the previous chunk's statements. Every row was checked before anything
+//! is written, so a failed row writes nothing; should a chunk's write fail anyway, its
+//! savepoint is rolled back, the chunk goes row by row through [`apply_repayment`], each row
+//! in a savepoint of its own, and the next chunk is loaded and planned again.
 //!
 //! The whole file is one transaction. At its start it locks, in id order, the funds of every
 //! loan of the bank (a fund first seen later is locked when its chunk comes); since every
@@ -265,6 +268,8 @@ struct Run<'a> {
     /// Atomic mode: repayments created by this file (rolled back if it is rejected).
     created: HashSet<Uuid>,
     cache: LoanCache,
+    /// The chunk planned and not yet written (see [`Run::chunk`]).
+    in_flight: Option<InFlight>,
 }
 
 /// What the chunks loaded and changed of their loans, kept for the next chunks of the file:
@@ -355,25 +360,27 @@ impl Run<'_> {
         }
     }
 
-    /// The chunk set-based: its loans locked and their books loaded in a few queries, the
-    /// rows applied in memory in file order with the single route's own checks and
-    /// allocation (`plan_repayment`), then everything written once: repayments, allocations,
-    /// the touched loans' facts, settlements and audit events.
-    async fn together(
+    /// A chunk's reads: its loans not seen by an earlier chunk locked and their books loaded,
+    /// the references it names that exist, and the stored facts of its loans this file has
+    /// not written. They run before the previous chunk's writes are sent, and read nothing
+    /// those writes change: a loan the previous chunk applied a row to is in the cache.
+    async fn load(
         &self,
         conn: &mut AsyncPgConnection,
-        work: &[Work],
+        work: Vec<Work>,
         cache: &mut LoanCache,
-    ) -> ApiResult<ChunkResult> {
-        let ids: Vec<Uuid> = work
+    ) -> ApiResult<Loaded> {
+        let chunk_loans: BTreeSet<Uuid> = work
             .iter()
             .filter_map(|w| match w {
                 Work::Apply(_, _, l) => Some(l.id),
                 Work::Refused(..) => None,
             })
-            .collect::<BTreeSet<_>>()
-            .into_iter()
+            .collect();
+        let ids: Vec<Uuid> = chunk_loans
+            .iter()
             .filter(|id| !cache.loans.contains_key(id))
+            .copied()
             .collect();
         let references: Vec<String> = work
             .iter()
@@ -388,7 +395,7 @@ impl Run<'_> {
         } else {
             repo::loan::lock_many(conn, &ids).await?
         };
-        let mut firsts: HashMap<String, RepaymentRow> = if references.is_empty() {
+        let firsts: HashMap<String, RepaymentRow> = if references.is_empty() {
             HashMap::new()
         } else {
             repo::repayment::by_references(conn, self.bank_id, &references)
@@ -451,6 +458,36 @@ impl Run<'_> {
             }
         }
         cache.loans.extend(fresh.into_iter().map(|l| (l.id, l)));
+        // The facts this file wrote before are known; only the others are read.
+        let unknown: Vec<Uuid> = chunk_loans
+            .into_iter()
+            .filter(|id| !cache.facts.contains_key(id))
+            .collect();
+        let (old_facts, old_payments) = if unknown.is_empty() {
+            (Vec::new(), Vec::new())
+        } else {
+            repo::stats::facts_of(conn, &unknown).await?
+        };
+        Ok(Loaded {
+            work,
+            firsts,
+            old_facts,
+            old_payments,
+        })
+    }
+
+    /// The chunk applied in memory in file order, with the single route's own checks and
+    /// allocation (`plan_repayment`): what it writes (repayments, allocations, the fact rows
+    /// that change, settlements, audit events) and each row's outcome. `in_flight`: the
+    /// references of the chunk whose writes may not have run yet.
+    async fn plan(
+        &self,
+        loaded: &Loaded,
+        cache: &mut LoanCache,
+        in_flight: &HashMap<&str, &RepaymentRow>,
+    ) -> ApiResult<Planned> {
+        let work = &loaded.work;
+        let mut firsts = loaded.firsts.clone();
         let LoanCache {
             loans,
             books,
@@ -469,7 +506,11 @@ impl Run<'_> {
         let mut events = Vec::new();
         let mut settled: Vec<(Uuid, NaiveDate)> = Vec::new();
         let mut last: HashMap<Uuid, Position<Uuid>> = HashMap::new();
-        for w in work {
+        for (i, w) in work.iter().enumerate() {
+            // The previous chunk's statements may still be on their way to the server.
+            if i % 256 == 255 {
+                tokio::task::yield_now().await;
+            }
             let (row_no, row, batch_loan) = match w {
                 Work::Refused(row_no, reference, loan_id, e) => {
                     outcomes.push(self.outcome(*row_no, reference, *loan_id, Err(e.clone())));
@@ -478,9 +519,12 @@ impl Run<'_> {
                 Work::Apply(row_no, row, loan) => (*row_no, row, loan),
             };
             let input = self.input(row, batch_loan);
+            let first = firsts
+                .get(&row.reference)
+                .or_else(|| in_flight.get(row.reference.as_str()).copied());
             let result = match loans.get_mut(&batch_loan.id) {
                 None => Err(ApiError::NotFound),
-                Some(loan) => match firsts.get(&row.reference) {
+                Some(loan) => match first {
                     Some(first) => resend_of(first, loan.id, &input).map(|id| (false, id)),
                     None => match plan_repayment(
                         loan,
@@ -528,8 +572,6 @@ impl Run<'_> {
             outcomes.push(self.outcome(row_no, &row.reference, Some(batch_loan.id), result));
         }
 
-        repo::repayment::insert_many(conn, &new_rows).await?;
-        repo::repayment::append_allocations(conn, &allocations).await?;
         let mut touched: Vec<Uuid> = last.keys().copied().collect();
         touched.sort();
         let mut new_facts = Vec::with_capacity(touched.len());
@@ -543,17 +585,16 @@ impl Run<'_> {
             let f = crate::facts::facts_of(loan, policy, first_extended.get(id).copied(), pos)?;
             new_facts.push((*id, f));
         }
-        // The facts this file wrote before are known; only the others are read.
-        let unknown: Vec<Uuid> = new_facts
-            .iter()
-            .map(|(id, _)| *id)
-            .filter(|id| !written.contains_key(id))
+        // Old facts: as this file wrote them, or as they were read (of loans it had not).
+        let touched_set: HashSet<Uuid> = touched.iter().copied().collect();
+        let mut old_facts: Vec<InstalmentFactRow> = (loaded.old_facts.iter())
+            .filter(|f| touched_set.contains(&f.loan_id))
+            .cloned()
             .collect();
-        let (mut old_facts, mut old_payments) = if unknown.is_empty() {
-            (Vec::new(), Vec::new())
-        } else {
-            repo::stats::facts_of(conn, &unknown).await?
-        };
+        let mut old_payments: Vec<PrincipalPaymentRow> = (loaded.old_payments.iter())
+            .filter(|p| touched_set.contains(&p.loan_id))
+            .cloned()
+            .collect();
         let (mut facts, mut payments) = (Vec::new(), Vec::new());
         for (id, (f, p)) in &new_facts {
             if let Some((of, op)) = written.get(id) {
@@ -563,13 +604,19 @@ impl Run<'_> {
             facts.extend_from_slice(f);
             payments.extend_from_slice(p);
         }
-        repo::stats::write_fact_changes(conn, &old_facts, &old_payments, &facts, &payments).await?;
+        let fact_changes =
+            repo::stats::FactChanges::new(&old_facts, &old_payments, &facts, &payments);
         written.extend(new_facts);
-        for (id, on) in settled {
-            repo::repayment::set_settled(conn, id, Some(on)).await?;
-        }
-        repo::audit::record_many(conn, &events).await?;
-        Ok((outcomes, repaid, created))
+        Ok(Planned {
+            outcomes,
+            repaid,
+            created,
+            new_rows,
+            allocations,
+            fact_changes,
+            settled,
+            events,
+        })
     }
 
     /// The chunk row by row, each row through `apply_repayment` in a savepoint of its own.
@@ -616,7 +663,13 @@ impl Run<'_> {
         Ok((outcomes, repaid, created))
     }
 
-    async fn chunk(&mut self, conn: &mut AsyncPgConnection, raws: Vec<RawRow>) -> ApiResult<()> {
+    /// A chunk's rows checked one by one, their loans found among the bank's (one query),
+    /// the regions of centres not seen yet, and the funds first seen locked.
+    async fn resolve(
+        &mut self,
+        conn: &mut AsyncPgConnection,
+        raws: Vec<RawRow>,
+    ) -> ApiResult<Vec<Work>> {
         let parsed: Vec<(RawRow, Result<ParsedRow, RowError>)> = raws
             .into_iter()
             .map(|r| {
@@ -701,33 +754,189 @@ impl Run<'_> {
                 Work::Apply(raw.row_no, row, (*loan).clone())
             })
             .collect();
-        // The whole chunk at once, in a savepoint: its statements cannot fail for one row's
-        // sake (every row was checked in memory), but should one fail anyway (a reference
-        // raced in by a loan of a fund first seen later), the chunk goes row by row.
+        Ok(work)
+    }
+
+    /// Takes the next chunk of the file. Its reads run first; then the chunk before it
+    /// (planned when it came) is written while this one is planned, so that the client's
+    /// planning and the database's writes overlap.
+    async fn chunk(&mut self, conn: &mut AsyncPgConnection, raws: Vec<RawRow>) -> ApiResult<()> {
+        let work = self.resolve(conn, raws).await?;
+        if self.in_flight.is_some() && self.cache.repayments() > CACHE_REPAYMENTS {
+            // The cache is dropped (memory): the chunk before is written first, and this
+            // one's books are then read with its writes.
+            self.flush(conn).await?;
+            self.cache = LoanCache::default();
+        }
         let mut cache = std::mem::take(&mut self.cache);
-        let together = {
-            let this = &*self;
-            let cache = &mut cache;
-            conn.transaction::<_, ApiError, _>(async |c| this.together(c, &work, cache).await)
-                .await
+        let loaded = self.load(conn, work, &mut cache).await?;
+        match self.in_flight.take() {
+            None => {
+                self.in_flight = Some(self.plan_or_not(loaded, &mut cache, None).await?);
+                self.cache = cache;
+                Ok(())
+            }
+            Some(previous) => self.write(conn, previous, Some(loaded), cache).await,
+        }
+    }
+
+    /// Writes the chunk still planned, after the file's last rows.
+    async fn flush(&mut self, conn: &mut AsyncPgConnection) -> ApiResult<()> {
+        match self.in_flight.take() {
+            None => Ok(()),
+            Some(last) => {
+                let cache = std::mem::take(&mut self.cache);
+                self.write(conn, last, None, cache).await
+            }
+        }
+    }
+
+    /// Plans a chunk; should planning fail for other than a row's sake, the chunk will go
+    /// row by row. `previous`: the chunk planned before it, whose writes may not have run.
+    async fn plan_or_not(
+        &self,
+        loaded: Loaded,
+        cache: &mut LoanCache,
+        previous: Option<&Planned>,
+    ) -> ApiResult<InFlight> {
+        let in_flight: HashMap<&str, &RepaymentRow> = previous
+            .into_iter()
+            .flat_map(|p| &p.new_rows)
+            .map(|r| (r.bank_reference.as_str(), r))
+            .collect();
+        Ok(match self.plan(&loaded, cache, &in_flight).await {
+            Ok(p) => InFlight::Planned(loaded.work, Box::new(p)),
+            Err(e) => {
+                tracing::warn!(error = %e, "repayment file chunk goes row by row");
+                *cache = LoanCache::default();
+                InFlight::RowByRow(loaded.work)
+            }
+        })
+    }
+
+    /// Writes a planned chunk in a savepoint, its statements pipelined; meanwhile plans the
+    /// next chunk (`next`, already loaded). Should the writes fail anyway (a reference raced
+    /// in by a loan of a fund first seen later), the savepoint is rolled back and the chunk
+    /// goes row by row; the cache and the next chunk's plan, which counted on these writes,
+    /// are dropped, and the next chunk is loaded and planned again.
+    async fn write(
+        &mut self,
+        conn: &mut AsyncPgConnection,
+        chunk: InFlight,
+        next: Option<Loaded>,
+        mut cache: LoanCache,
+    ) -> ApiResult<()> {
+        let (work, planned) = match chunk {
+            InFlight::Planned(work, planned) => (work, planned),
+            InFlight::RowByRow(work) => {
+                cache = LoanCache::default();
+                let result = self.one_by_one(conn, work).await?;
+                self.record(conn, result).await?;
+                return self.replan(conn, next.map(|l| l.work), cache).await;
+            }
         };
-        let (outcomes, repaid, created) = match together {
-            Ok(t) => {
-                if cache.repayments() <= CACHE_REPAYMENTS {
-                    self.cache = cache;
-                }
-                t
+        AnsiTransactionManager::begin_transaction(conn).await?;
+        let (written, next) = {
+            let shared: &AsyncPgConnection = conn;
+            let statements = send(shared, &planned);
+            let mut statements = std::pin::pin!(statements);
+            // Polled once, every statement is queued; the yield lets the connection put them
+            // on the wire before the CPU-bound planning below.
+            let early = std::future::poll_fn(|cx| {
+                std::task::Poll::Ready(std::future::Future::poll(statements.as_mut(), cx))
+            })
+            .await;
+            tokio::task::yield_now().await;
+            let next = match next {
+                Some(l) => Some(self.plan_or_not(l, &mut cache, Some(&*planned)).await?),
+                None => None,
+            };
+            let written = match early {
+                std::task::Poll::Ready(r) => r,
+                std::task::Poll::Pending => statements.await,
+            };
+            (written, next)
+        };
+        match written {
+            Ok(()) => {
+                AnsiTransactionManager::commit_transaction(conn).await?;
+                let Planned {
+                    outcomes,
+                    repaid,
+                    created,
+                    ..
+                } = *planned;
+                self.record(conn, (outcomes, repaid, created)).await?;
+                self.in_flight = next;
+                self.cache = cache;
+                Ok(())
             }
             Err(e) => {
+                AnsiTransactionManager::rollback_transaction(conn).await?;
                 tracing::warn!(error = %e, "repayment file chunk applied row by row");
-                self.one_by_one(conn, work).await?
+                let result = self.one_by_one(conn, work).await?;
+                self.record(conn, result).await?;
+                let next = next.map(|n| match n {
+                    InFlight::Planned(w, _) | InFlight::RowByRow(w) => w,
+                });
+                self.replan(conn, next, LoanCache::default()).await
+            }
+        }
+    }
+
+    /// The next chunk loaded and planned again, from the database as it now is.
+    async fn replan(
+        &mut self,
+        conn: &mut AsyncPgConnection,
+        next: Option<Vec<Work>>,
+        mut cache: LoanCache,
+    ) -> ApiResult<()> {
+        self.in_flight = match next {
+            None => None,
+            Some(work) => {
+                let loaded = self.load(conn, work, &mut cache).await?;
+                Some(self.plan_or_not(loaded, &mut cache, None).await?)
             }
         };
+        self.cache = cache;
+        Ok(())
+    }
+
+    /// A written chunk's outcomes counted and recorded, and its principal repaid taken off
+    /// its funds' outstanding guaranteed.
+    async fn record(&mut self, conn: &mut AsyncPgConnection, result: ChunkResult) -> ApiResult<()> {
+        let (outcomes, repaid, created) = result;
         self.created.extend(created);
         let mut repaid: Vec<_> = repaid.into_iter().collect();
         repaid.sort();
-        for (fund_id, amount) in repaid {
-            repo::fund::add_to_totals(conn, fund_id, rust_decimal::Decimal::ZERO, -amount).await?;
+        {
+            // The funds' totals and the rows' outcomes, pipelined.
+            use danbao_persistence::diesel::QueryResult;
+            use futures_util::future::LocalBoxFuture;
+            let shared: &AsyncPgConnection = conn;
+            let mut writes: Vec<LocalBoxFuture<'_, QueryResult<usize>>> = repaid
+                .iter()
+                .map(
+                    |&(fund_id, amount)| -> LocalBoxFuture<'_, QueryResult<usize>> {
+                        Box::pin(async move {
+                            repo::fund::add_to_totals(
+                                shared,
+                                fund_id,
+                                rust_decimal::Decimal::ZERO,
+                                -amount,
+                            )
+                            .await
+                            .map(|_| 1)
+                        })
+                    },
+                )
+                .collect();
+            if !self.atomic {
+                writes.push(Box::pin(repo::repayment_batch::insert_rows(
+                    shared, &outcomes,
+                )));
+            }
+            futures_util::future::try_join_all(writes).await?;
         }
         for o in &outcomes {
             self.rows += 1;
@@ -739,11 +948,64 @@ impl Run<'_> {
         }
         if self.atomic {
             self.held.extend(outcomes);
-        } else {
-            repo::repayment_batch::insert_rows(conn, &outcomes).await?;
         }
         Ok(())
     }
+}
+
+/// A chunk's rows with what they need from the database, read before it is planned.
+struct Loaded {
+    work: Vec<Work>,
+    /// The references it names that exist, with their repayments.
+    firsts: HashMap<String, RepaymentRow>,
+    /// The stored facts of its loans that this file has not written.
+    old_facts: Vec<InstalmentFactRow>,
+    old_payments: Vec<PrincipalPaymentRow>,
+}
+
+/// A chunk planned: what it writes, and each row's outcome.
+struct Planned {
+    outcomes: Vec<BatchRowOutcome>,
+    repaid: HashMap<Uuid, rust_decimal::Decimal>,
+    created: Vec<Uuid>,
+    new_rows: Vec<RepaymentRow>,
+    allocations: Vec<AllocationRow>,
+    fact_changes: repo::stats::FactChanges,
+    settled: Vec<(Uuid, NaiveDate)>,
+    events: Vec<danbao_persistence::models::audit_event::NewAuditEvent>,
+}
+
+/// The chunk waiting to be written: planned, or to go row by row.
+enum InFlight {
+    Planned(Vec<Work>, Box<Planned>),
+    RowByRow(Vec<Work>),
+}
+
+/// A planned chunk's statements, in the order they must run, pipelined: repayments,
+/// allocations, audit events, fact rows, settlements.
+async fn send(conn: &AsyncPgConnection, p: &Planned) -> Result<(), ApiError> {
+    use danbao_persistence::diesel::QueryResult;
+    use futures_util::future::LocalBoxFuture;
+    let mut statements: Vec<LocalBoxFuture<'_, QueryResult<usize>>> = vec![
+        Box::pin(repo::repayment::insert_many(conn, &p.new_rows)),
+        Box::pin(repo::repayment::append_allocations(conn, &p.allocations)),
+        Box::pin(async move { repo::audit::record_many(conn, &p.events).await.map(|()| 1) }),
+    ];
+    statements.extend(
+        p.fact_changes
+            .statements(conn)
+            .into_iter()
+            .map(|f| -> LocalBoxFuture<'_, QueryResult<usize>> { f }),
+    );
+    for (id, on) in &p.settled {
+        statements.push(Box::pin(async move {
+            repo::repayment::set_settled(conn, *id, Some(*on))
+                .await
+                .map(|_| 1)
+        }));
+    }
+    futures_util::future::try_join_all(statements).await?;
+    Ok(())
 }
 
 /// Reads, applies and records one repayment file, from any stream of body chunks: the
@@ -835,6 +1097,7 @@ where
         held: Vec::new(),
         created: HashSet::new(),
         cache: LoanCache::default(),
+        in_flight: None,
     };
     if req.atomic {
         // The money moves inside this savepoint; the verdict decides whether it stays.
@@ -907,6 +1170,7 @@ where
         done.rows += rows.len() as u64;
         run.chunk(conn, rows).await?;
     }
+    run.flush(conn).await?;
     progress(done);
 
     let rejected = req.atomic && run.failed > 0;

@@ -16,7 +16,7 @@ pub async fn record(mut conn: &AsyncPgConnection, event: &NewAuditEvent) -> Quer
 
 /// Append many events, in their order, in as few statements as the bind limit allows.
 pub async fn record_many(
-    conn: &mut AsyncPgConnection,
+    mut conn: &AsyncPgConnection,
     events: &[NewAuditEvent],
 ) -> QueryResult<()> {
     use super::column as col;
@@ -24,23 +24,25 @@ pub async fn record_many(
     if events.is_empty() {
         return Ok(());
     }
-    diesel::sql_query(
-        "INSERT INTO audit_events (actor_kind, actor_id, actor_name, actor_role, action, \
+    super::Prepared(
+        diesel::sql_query(
+            "INSERT INTO audit_events (actor_kind, actor_id, actor_name, actor_role, action, \
          entity_type, entity_id, region_code, request_id, detail) \
          SELECT * FROM unnest($1::text[], $2::uuid[], $3::text[], $4::text[], $5::text[], \
          $6::text[], $7::text[], $8::text[], $9::text[], $10::jsonb[])",
+        )
+        .bind::<Array<Text>, _>(col(events, |e| e.actor_kind.as_str()))
+        .bind::<Array<Nullable<SqlUuid>>, _>(col(events, |e| e.actor_id))
+        .bind::<Array<Text>, _>(col(events, |e| e.actor_name.as_str()))
+        .bind::<Array<Text>, _>(col(events, |e| e.actor_role.as_str()))
+        .bind::<Array<Text>, _>(col(events, |e| e.action.as_str()))
+        .bind::<Array<Text>, _>(col(events, |e| e.entity_type.as_str()))
+        .bind::<Array<Text>, _>(col(events, |e| e.entity_id.as_str()))
+        .bind::<Array<Nullable<Text>>, _>(col(events, |e| e.region_code.as_deref()))
+        .bind::<Array<Nullable<Text>>, _>(col(events, |e| e.request_id.as_deref()))
+        .bind::<Array<Jsonb>, _>(col(events, |e| &e.detail)),
     )
-    .bind::<Array<Text>, _>(col(events, |e| e.actor_kind.as_str()))
-    .bind::<Array<Nullable<SqlUuid>>, _>(col(events, |e| e.actor_id))
-    .bind::<Array<Text>, _>(col(events, |e| e.actor_name.as_str()))
-    .bind::<Array<Text>, _>(col(events, |e| e.actor_role.as_str()))
-    .bind::<Array<Text>, _>(col(events, |e| e.action.as_str()))
-    .bind::<Array<Text>, _>(col(events, |e| e.entity_type.as_str()))
-    .bind::<Array<Text>, _>(col(events, |e| e.entity_id.as_str()))
-    .bind::<Array<Nullable<Text>>, _>(col(events, |e| e.region_code.as_deref()))
-    .bind::<Array<Nullable<Text>>, _>(col(events, |e| e.request_id.as_deref()))
-    .bind::<Array<Jsonb>, _>(col(events, |e| &e.detail))
-    .execute(conn)
+    .execute(&mut conn)
     .await?;
     Ok(())
 }

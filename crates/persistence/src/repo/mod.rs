@@ -48,3 +48,38 @@ pub fn subtree_pattern(prefix: &str) -> String {
 pub(crate) fn column<'a, R, T>(rows: &'a [R], f: impl Fn(&'a R) -> T) -> Vec<T> {
     rows.iter().map(f).collect()
 }
+
+/// A raw SQL statement whose text never changes (its values are all bound): kept prepared
+/// on the connection. diesel prepares every `sql_query` again each time, since its text
+/// could be anything, and holds the connection's statement cache while it waits for the
+/// parse: a pipeline of such statements went out one round trip at a time, and only while
+/// the caller polled it.
+pub(crate) struct Prepared<T>(pub T);
+
+impl<T: diesel::query_builder::QueryFragment<diesel::pg::Pg>>
+    diesel::query_builder::QueryFragment<diesel::pg::Pg> for Prepared<T>
+{
+    fn walk_ast<'b>(
+        &'b self,
+        pass: diesel::query_builder::AstPass<'_, 'b, diesel::pg::Pg>,
+    ) -> diesel::QueryResult<()> {
+        self.0.walk_ast(pass)
+    }
+
+    fn is_safe_to_cache_prepared(&self, _: &diesel::pg::Pg) -> diesel::QueryResult<bool> {
+        Ok(true)
+    }
+}
+
+impl<T> diesel::query_builder::QueryId for Prepared<T> {
+    type QueryId = ();
+    // No static id: the cache is keyed by the statement's text and bind types.
+    const HAS_STATIC_QUERY_ID: bool = false;
+}
+
+impl<T> diesel::query_builder::Query for Prepared<T>
+where
+    T: diesel::query_builder::Query,
+{
+    type SqlType = T::SqlType;
+}

@@ -163,15 +163,9 @@ pub async fn by_references(
         .await
 }
 
-/// PostgreSQL takes at most 65,535 bind parameters per statement: rows per multi-row INSERT
-/// for a table of `columns` columns.
-pub(crate) fn rows_per_insert(columns: usize) -> usize {
-    65_535 / columns
-}
-
 /// Many repayments in as few statements as the bind limit allows.
 pub async fn insert_many(
-    conn: &mut AsyncPgConnection,
+    mut conn: &AsyncPgConnection,
     rows: &[RepaymentRow],
 ) -> QueryResult<usize> {
     use super::column as col;
@@ -179,23 +173,25 @@ pub async fn insert_many(
     if rows.is_empty() {
         return Ok(0);
     }
-    diesel::sql_query(
-        "INSERT INTO repayments (id, loan_id, bank_id, bank_reference, value_date, amount, \
+    super::Prepared(
+        diesel::sql_query(
+            "INSERT INTO repayments (id, loan_id, bank_id, bank_reference, value_date, amount, \
          to_penalty, to_interest, to_principal, created_by) \
          SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::text[], $5::date[], \
          $6::numeric[], $7::numeric[], $8::numeric[], $9::numeric[], $10::uuid[])",
+        )
+        .bind::<Array<SqlUuid>, _>(col(rows, |r| r.id))
+        .bind::<Array<SqlUuid>, _>(col(rows, |r| r.loan_id))
+        .bind::<Array<SqlUuid>, _>(col(rows, |r| r.bank_id))
+        .bind::<Array<Text>, _>(col(rows, |r| r.bank_reference.as_str()))
+        .bind::<Array<Date>, _>(col(rows, |r| r.value_date))
+        .bind::<Array<Numeric>, _>(col(rows, |r| r.amount))
+        .bind::<Array<Numeric>, _>(col(rows, |r| r.to_penalty))
+        .bind::<Array<Numeric>, _>(col(rows, |r| r.to_interest))
+        .bind::<Array<Numeric>, _>(col(rows, |r| r.to_principal))
+        .bind::<Array<SqlUuid>, _>(col(rows, |r| r.created_by)),
     )
-    .bind::<Array<SqlUuid>, _>(col(rows, |r| r.id))
-    .bind::<Array<SqlUuid>, _>(col(rows, |r| r.loan_id))
-    .bind::<Array<SqlUuid>, _>(col(rows, |r| r.bank_id))
-    .bind::<Array<Text>, _>(col(rows, |r| r.bank_reference.as_str()))
-    .bind::<Array<Date>, _>(col(rows, |r| r.value_date))
-    .bind::<Array<Numeric>, _>(col(rows, |r| r.amount))
-    .bind::<Array<Numeric>, _>(col(rows, |r| r.to_penalty))
-    .bind::<Array<Numeric>, _>(col(rows, |r| r.to_interest))
-    .bind::<Array<Numeric>, _>(col(rows, |r| r.to_principal))
-    .bind::<Array<SqlUuid>, _>(col(rows, |r| r.created_by))
-    .execute(conn)
+    .execute(&mut conn)
     .await
 }
 
@@ -401,16 +397,18 @@ pub async fn append_allocations(
     if rows.is_empty() {
         return Ok(0);
     }
-    diesel::sql_query(
-        "INSERT INTO repayment_allocations (repayment_id, loan_id, to_penalty, to_interest, \
+    super::Prepared(
+        diesel::sql_query(
+            "INSERT INTO repayment_allocations (repayment_id, loan_id, to_penalty, to_interest, \
          to_principal) \
          SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::numeric[], $4::numeric[], $5::numeric[])",
+        )
+        .bind::<Array<SqlUuid>, _>(col(rows, |r| r.repayment_id))
+        .bind::<Array<SqlUuid>, _>(col(rows, |r| r.loan_id))
+        .bind::<Array<Numeric>, _>(col(rows, |r| r.to_penalty))
+        .bind::<Array<Numeric>, _>(col(rows, |r| r.to_interest))
+        .bind::<Array<Numeric>, _>(col(rows, |r| r.to_principal)),
     )
-    .bind::<Array<SqlUuid>, _>(col(rows, |r| r.repayment_id))
-    .bind::<Array<SqlUuid>, _>(col(rows, |r| r.loan_id))
-    .bind::<Array<Numeric>, _>(col(rows, |r| r.to_penalty))
-    .bind::<Array<Numeric>, _>(col(rows, |r| r.to_interest))
-    .bind::<Array<Numeric>, _>(col(rows, |r| r.to_principal))
     .execute(&mut conn)
     .await
 }

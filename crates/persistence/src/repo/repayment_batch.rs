@@ -83,7 +83,7 @@ pub async fn insert_batch(conn: &mut AsyncPgConnection, row: &BatchRow) -> Query
 }
 
 pub async fn insert_rows(
-    conn: &mut AsyncPgConnection,
+    mut conn: &AsyncPgConnection,
     rows: &[BatchRowOutcome],
 ) -> QueryResult<usize> {
     use super::column as col;
@@ -92,7 +92,7 @@ pub async fn insert_rows(
         return Ok(0);
     }
     // One array per column (`super::column`): no limit of 65,535 bind parameters either.
-    diesel::sql_query(
+    super::Prepared(diesel::sql_query(
         "INSERT INTO repayment_batch_rows (batch_id, row_no, bank_reference, loan_id, outcome, \
          repayment_id, error_code, error_field, error_message) \
          SELECT * FROM unnest($1::uuid[], $2::int4[], $3::text[], $4::uuid[], $5::text[], \
@@ -106,8 +106,8 @@ pub async fn insert_rows(
     .bind::<Array<Nullable<SqlUuid>>, _>(col(rows, |r| r.repayment_id))
     .bind::<Array<Nullable<Text>>, _>(col(rows, |r| r.error_code.as_deref()))
     .bind::<Array<Nullable<Text>>, _>(col(rows, |r| r.error_field.as_deref()))
-    .bind::<Array<Nullable<Text>>, _>(col(rows, |r| r.error_message.as_deref()))
-    .execute(conn)
+    .bind::<Array<Nullable<Text>>, _>(col(rows, |r| r.error_message.as_deref())))
+    .execute(&mut conn)
     .await
 }
 

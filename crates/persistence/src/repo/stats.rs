@@ -8,6 +8,7 @@ use chrono::NaiveDate;
 use diesel::prelude::*;
 use diesel::QueryResult;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
+use futures_util::future::BoxFuture;
 use std::collections::HashSet;
 use uuid::Uuid;
 
@@ -42,95 +43,195 @@ pub async fn replace_facts_of_many(
 /// Turns the stored facts `old_*` (all of some loans' rows, as they are in the database) into
 /// `facts` and `payments` (all of the same loans' rows), writing only the rows that differ.
 pub async fn write_fact_changes(
-    mut conn: &AsyncPgConnection,
+    conn: &AsyncPgConnection,
     old_facts: &[InstalmentFactRow],
     old_payments: &[PrincipalPaymentRow],
     facts: &[InstalmentFactRow],
     payments: &[PrincipalPaymentRow],
 ) -> QueryResult<()> {
-    let (gone, new_facts) = changed(old_facts, facts, |f| (f.loan_id, f.number));
-    let (gone_loans, gone_numbers): (Vec<Uuid>, Vec<i32>) =
-        gone.iter().map(|f| (f.loan_id, f.number)).unzip();
-    let (gone, new_payments) = changed(old_payments, payments, |p| {
-        (p.loan_id, p.number, p.value_date)
-    });
-    let gone_p_loans: Vec<Uuid> = gone.iter().map(|p| p.loan_id).collect();
-    let gone_p_numbers: Vec<i32> = gone.iter().map(|p| p.number).collect();
-    let gone_p_dates: Vec<chrono::NaiveDate> = gone.iter().map(|p| p.value_date).collect();
-    // A loan's spans follow from its facts and payments alone: only the loans whose rows
-    // moved can have other spans (in a repayment file, about one loan in seven; computing
-    // every loan's spans twice was a tenth of the file's client time).
-    let moved: HashSet<Uuid> = gone_loans
-        .iter()
-        .chain(&gone_p_loans)
-        .copied()
-        .chain(new_facts.iter().map(|f| f.loan_id))
-        .chain(new_payments.iter().map(|p| p.loan_id))
-        .collect();
-
-    use diesel::sql_types::{Array, Date, Int4, Uuid as SqlUuid};
-    if !gone_p_loans.is_empty() {
-        diesel::sql_query(
-            "DELETE FROM principal_payments p USING unnest($1::uuid[], $2::int4[], $3::date[]) \
-             AS k(loan_id, number, value_date) \
-             WHERE p.loan_id = k.loan_id AND p.number = k.number AND p.value_date = k.value_date",
-        )
-        .bind::<Array<SqlUuid>, _>(gone_p_loans)
-        .bind::<Array<Int4>, _>(gone_p_numbers)
-        .bind::<Array<Date>, _>(gone_p_dates)
-        .execute(&mut conn)
-        .await?;
-    }
-    if !gone_loans.is_empty() {
-        diesel::sql_query(
-            "DELETE FROM instalment_facts f USING unnest($1::uuid[], $2::int4[]) AS k(loan_id, number) \
-             WHERE f.loan_id = k.loan_id AND f.number = k.number",
-        )
-        .bind::<Array<SqlUuid>, _>(gone_loans)
-        .bind::<Array<Int4>, _>(gone_numbers)
-        .execute(&mut conn)
-        .await?;
-    }
-    let spans = |facts: &[InstalmentFactRow], payments: &[PrincipalPaymentRow]| {
-        overdue_spans_of(
-            facts.iter().filter(|f| moved.contains(&f.loan_id)),
-            payments.iter().filter(|p| moved.contains(&p.loan_id)),
-        )
-    };
-    write_span_changes(
-        conn,
-        &spans(old_facts, old_payments),
-        &spans(facts, payments),
-    )
-    .await?;
-    for part in new_facts.chunks(super::repayment::rows_per_insert(8)) {
-        let part: Vec<InstalmentFactRow> = part.iter().map(|f| (*f).clone()).collect();
-        diesel::insert_into(instalment_facts::table)
-            .values(&part)
-            .execute(&mut conn)
-            .await?;
-    }
-    for part in new_payments.chunks(super::repayment::rows_per_insert(4)) {
-        let part: Vec<PrincipalPaymentRow> = part.iter().map(|p| (*p).clone()).collect();
-        diesel::insert_into(principal_payments::table)
-            .values(&part)
-            .execute(&mut conn)
-            .await?;
-    }
+    let changes = FactChanges::new(old_facts, old_payments, facts, payments);
+    futures_util::future::try_join_all(changes.statements(conn)).await?;
     Ok(())
+}
+
+/// What [`write_fact_changes`] writes, worked out in memory first, so that a repayment file
+/// can plan its next chunk while these statements run.
+#[derive(Default)]
+pub struct FactChanges {
+    gone_payments: Vec<(Uuid, i32, NaiveDate)>,
+    gone_facts: Vec<(Uuid, i32)>,
+    new_facts: Vec<InstalmentFactRow>,
+    new_payments: Vec<PrincipalPaymentRow>,
+    /// Per loan whose spans change, the first date where old and new differ: its stored
+    /// spans from there on are replaced by `spans_added`.
+    spans_from: Vec<(Uuid, NaiveDate)>,
+    spans_added: Vec<OverdueSpan>,
+}
+
+impl FactChanges {
+    pub fn new(
+        old_facts: &[InstalmentFactRow],
+        old_payments: &[PrincipalPaymentRow],
+        facts: &[InstalmentFactRow],
+        payments: &[PrincipalPaymentRow],
+    ) -> FactChanges {
+        let (gone, new_facts) = changed(old_facts, facts, |f| (f.loan_id, f.number));
+        let gone_facts: Vec<(Uuid, i32)> = gone.iter().map(|f| (f.loan_id, f.number)).collect();
+        let (gone, new_payments) = changed(old_payments, payments, |p| {
+            (p.loan_id, p.number, p.value_date)
+        });
+        let gone_payments: Vec<(Uuid, i32, NaiveDate)> = gone
+            .iter()
+            .map(|p| (p.loan_id, p.number, p.value_date))
+            .collect();
+        // A loan's spans follow from its facts and payments alone: only the loans whose rows
+        // moved can have other spans (in a repayment file, about one loan in seven; computing
+        // every loan's spans twice was a tenth of the file's client time).
+        let moved: HashSet<Uuid> = gone_facts
+            .iter()
+            .map(|f| f.0)
+            .chain(gone_payments.iter().map(|p| p.0))
+            .chain(new_facts.iter().map(|f| f.loan_id))
+            .chain(new_payments.iter().map(|p| p.loan_id))
+            .collect();
+        let spans = |facts: &[InstalmentFactRow], payments: &[PrincipalPaymentRow]| {
+            overdue_spans_of(
+                facts.iter().filter(|f| moved.contains(&f.loan_id)),
+                payments.iter().filter(|p| moved.contains(&p.loan_id)),
+            )
+        };
+        let (spans_from, spans_added) =
+            span_changes(&spans(old_facts, old_payments), &spans(facts, payments));
+        FactChanges {
+            gone_payments,
+            gone_facts,
+            new_facts: new_facts.into_iter().cloned().collect(),
+            new_payments: new_payments.into_iter().cloned().collect(),
+            spans_from,
+            spans_added,
+        }
+    }
+
+    /// The statements, in the order they must run; awaited together they are pipelined.
+    pub fn statements<'a>(
+        &'a self,
+        mut conn: &'a AsyncPgConnection,
+    ) -> Vec<BoxFuture<'a, QueryResult<usize>>> {
+        use super::column as col;
+        use diesel::sql_types::{Array, Date, Int4, Nullable, Numeric, Uuid as SqlUuid};
+        let mut out: Vec<BoxFuture<'a, QueryResult<usize>>> = Vec::new();
+        let gone = &self.gone_payments;
+        if !gone.is_empty() {
+            out.push(
+                super::Prepared(diesel::sql_query(
+                    "DELETE FROM principal_payments p USING unnest($1::uuid[], $2::int4[], $3::date[]) \
+                     AS k(loan_id, number, value_date) \
+                     WHERE p.loan_id = k.loan_id AND p.number = k.number AND p.value_date = k.value_date",
+                )
+                .bind::<Array<SqlUuid>, _>(col(gone, |p| p.0))
+                .bind::<Array<Int4>, _>(col(gone, |p| p.1))
+                .bind::<Array<Date>, _>(col(gone, |p| p.2)))
+                .execute(&mut conn),
+            );
+        }
+        let gone = &self.gone_facts;
+        if !gone.is_empty() {
+            out.push(
+                super::Prepared(diesel::sql_query(
+                    "DELETE FROM instalment_facts f USING unnest($1::uuid[], $2::int4[]) AS k(loan_id, number) \
+                     WHERE f.loan_id = k.loan_id AND f.number = k.number",
+                )
+                .bind::<Array<SqlUuid>, _>(col(gone, |f| f.0))
+                .bind::<Array<Int4>, _>(col(gone, |f| f.1)))
+                .execute(&mut conn),
+            );
+        }
+        if !self.spans_from.is_empty() {
+            let from = &self.spans_from;
+            out.push(
+                super::Prepared(diesel::sql_query(
+                    "DELETE FROM overdue_spans s USING unnest($1::uuid[], $2::date[]) AS k(loan_id, from_date) \
+                     WHERE s.loan_id = k.loan_id AND s.starts_on >= k.from_date",
+                )
+                .bind::<Array<SqlUuid>, _>(col(from, |c| c.0))
+                .bind::<Array<Date>, _>(col(from, |c| c.1)))
+                .execute(&mut conn),
+            );
+        }
+        let added = &self.spans_added;
+        if !added.is_empty() {
+            // Each new span takes its loan's cell and closing date (`overdue_spans_fit_loan`
+            // checks them).
+            out.push(
+                super::Prepared(diesel::sql_query(
+                    "INSERT INTO overdue_spans (loan_id, starts_on, ends_on, oldest_due, overdue, outstanding, maturity, \
+                                                region_code, bank_id, centre_id, category, closed_on) \
+                     SELECT s.loan_id, s.starts_on, s.ends_on, s.oldest_due, s.overdue, s.outstanding, s.maturity, \
+                            l.region_code, l.bank_id, l.centre_id, l.category, \
+                            CASE WHEN l.status IN ('compensated', 'written_off') THEN l.released_on END \
+                     FROM unnest($1::uuid[], $2::date[], $3::date[], $4::date[], $5::numeric[], $6::numeric[], $7::date[]) \
+                          AS s(loan_id, starts_on, ends_on, oldest_due, overdue, outstanding, maturity) \
+                     JOIN loans l ON l.id = s.loan_id",
+                )
+                .bind::<Array<SqlUuid>, _>(col(added, |s| s.loan_id))
+                .bind::<Array<Date>, _>(col(added, |s| s.starts_on))
+                .bind::<Array<Nullable<Date>>, _>(col(added, |s| s.ends_on))
+                .bind::<Array<Date>, _>(col(added, |s| s.oldest_due))
+                .bind::<Array<Numeric>, _>(col(added, |s| s.overdue))
+                .bind::<Array<Numeric>, _>(col(added, |s| s.outstanding))
+                .bind::<Array<Date>, _>(col(added, |s| s.maturity)))
+                .execute(&mut conn),
+            );
+        }
+        // From one array per column: the same statement whatever the number of rows, so it
+        // stays prepared and never waits for a parse in the middle of a pipeline.
+        let f = &self.new_facts;
+        if !f.is_empty() {
+            out.push(
+                super::Prepared(diesel::sql_query(
+                    "INSERT INTO instalment_facts (loan_id, number, due_date, principal, interest, subsidy, \
+                                                   extended, paid_on) \
+                     SELECT * FROM unnest($1::uuid[], $2::int4[], $3::date[], $4::numeric[], $5::numeric[], \
+                                          $6::numeric[], $7::bool[], $8::date[])",
+                )
+                .bind::<Array<SqlUuid>, _>(col(f, |r| r.loan_id))
+                .bind::<Array<Int4>, _>(col(f, |r| r.number))
+                .bind::<Array<Date>, _>(col(f, |r| r.due_date))
+                .bind::<Array<Numeric>, _>(col(f, |r| r.principal))
+                .bind::<Array<Numeric>, _>(col(f, |r| r.interest))
+                .bind::<Array<Numeric>, _>(col(f, |r| r.subsidy))
+                .bind::<Array<diesel::sql_types::Bool>, _>(col(f, |r| r.extended))
+                .bind::<Array<Nullable<Date>>, _>(col(f, |r| r.paid_on)))
+                .execute(&mut conn),
+            );
+        }
+        let p = &self.new_payments;
+        if !p.is_empty() {
+            out.push(
+                super::Prepared(diesel::sql_query(
+                    "INSERT INTO principal_payments (loan_id, number, value_date, principal, due_date) \
+                     SELECT * FROM unnest($1::uuid[], $2::int4[], $3::date[], $4::numeric[], $5::date[])",
+                )
+                .bind::<Array<SqlUuid>, _>(col(p, |r| r.loan_id))
+                .bind::<Array<Int4>, _>(col(p, |r| r.number))
+                .bind::<Array<Date>, _>(col(p, |r| r.value_date))
+                .bind::<Array<Numeric>, _>(col(p, |r| r.principal))
+                .bind::<Array<Date>, _>(col(p, |r| r.due_date)))
+                .execute(&mut conn),
+            );
+        }
+        out
+    }
 }
 
 /// Turns the overdue spans `old` (those of the stored facts) into `new`: a loan whose spans
 /// change has its stored spans replaced from the first that differs on (all of them from
 /// there, so that spans written from other facts, say by hand, cannot block the new ones).
-/// Each new span takes its loan's cell and closing date (`overdue_spans_fit_loan` checks
-/// them).
-async fn write_span_changes(
-    mut conn: &AsyncPgConnection,
+/// Returns each such loan with that date, and the new spans from there on.
+fn span_changes(
     old: &[OverdueSpan],
     new: &[OverdueSpan],
-) -> QueryResult<()> {
-    use diesel::sql_types::{Array, Date, Nullable, Numeric, Uuid as SqlUuid};
+) -> (Vec<(Uuid, NaiveDate)>, Vec<OverdueSpan>) {
     use std::collections::{BTreeMap, BTreeSet};
     fn by_loan(spans: &[OverdueSpan]) -> BTreeMap<Uuid, BTreeSet<&OverdueSpan>> {
         let mut m: BTreeMap<Uuid, BTreeSet<&OverdueSpan>> = BTreeMap::new();
@@ -140,8 +241,7 @@ async fn write_span_changes(
         m
     }
     let (before, after) = (by_loan(old), by_loan(new));
-    // Per loan whose spans change, the first date where old and new differ: its stored spans
-    // from there on are replaced (a repayment usually moves only the last one or two).
+    // A repayment usually moves only the last one or two.
     let empty = BTreeSet::new();
     let mut changed: Vec<(Uuid, NaiveDate)> = Vec::new();
     for loan in before.keys().chain(after.keys()).collect::<BTreeSet<_>>() {
@@ -153,18 +253,7 @@ async fn write_span_changes(
             changed.push((*loan, from));
         }
     }
-    if changed.is_empty() {
-        return Ok(());
-    }
-    diesel::sql_query(
-        "DELETE FROM overdue_spans s USING unnest($1::uuid[], $2::date[]) AS k(loan_id, from_date) \
-         WHERE s.loan_id = k.loan_id AND s.starts_on >= k.from_date",
-    )
-    .bind::<Array<SqlUuid>, _>(super::column(&changed, |c| c.0))
-    .bind::<Array<Date>, _>(super::column(&changed, |c| c.1))
-    .execute(&mut conn)
-    .await?;
-    let added: Vec<&OverdueSpan> = changed
+    let added: Vec<OverdueSpan> = changed
         .iter()
         .flat_map(|(loan, from)| {
             after
@@ -173,30 +262,9 @@ async fn write_span_changes(
                 .flatten()
                 .filter(move |s| s.starts_on >= *from)
         })
-        .copied()
+        .map(|s| (*s).clone())
         .collect();
-    if !added.is_empty() {
-        diesel::sql_query(
-            "INSERT INTO overdue_spans (loan_id, starts_on, ends_on, oldest_due, overdue, outstanding, maturity, \
-                                        region_code, bank_id, centre_id, category, closed_on) \
-             SELECT s.loan_id, s.starts_on, s.ends_on, s.oldest_due, s.overdue, s.outstanding, s.maturity, \
-                    l.region_code, l.bank_id, l.centre_id, l.category, \
-                    CASE WHEN l.status IN ('compensated', 'written_off') THEN l.released_on END \
-             FROM unnest($1::uuid[], $2::date[], $3::date[], $4::date[], $5::numeric[], $6::numeric[], $7::date[]) \
-                  AS s(loan_id, starts_on, ends_on, oldest_due, overdue, outstanding, maturity) \
-             JOIN loans l ON l.id = s.loan_id",
-        )
-        .bind::<Array<SqlUuid>, _>(super::column(&added, |s| s.loan_id))
-        .bind::<Array<Date>, _>(super::column(&added, |s| s.starts_on))
-        .bind::<Array<Nullable<Date>>, _>(super::column(&added, |s| s.ends_on))
-        .bind::<Array<Date>, _>(super::column(&added, |s| s.oldest_due))
-        .bind::<Array<Numeric>, _>(super::column(&added, |s| s.overdue))
-        .bind::<Array<Numeric>, _>(super::column(&added, |s| s.outstanding))
-        .bind::<Array<Date>, _>(super::column(&added, |s| s.maturity))
-        .execute(&mut conn)
-        .await?;
-    }
-    Ok(())
+    (changed, added)
 }
 
 /// The rows of `old` that `new` does not hold as they are (to delete), and the rows of `new`
