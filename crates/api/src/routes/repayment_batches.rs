@@ -586,13 +586,12 @@ impl Run<'_> {
             new_facts.push((*id, f));
         }
         // Old facts: as this file wrote them, or as they were read (of loans it had not).
-        let touched_set: HashSet<Uuid> = touched.iter().copied().collect();
         let mut old_facts: Vec<InstalmentFactRow> = (loaded.old_facts.iter())
-            .filter(|f| touched_set.contains(&f.loan_id))
+            .filter(|f| last.contains_key(&f.loan_id))
             .cloned()
             .collect();
         let mut old_payments: Vec<PrincipalPaymentRow> = (loaded.old_payments.iter())
-            .filter(|p| touched_set.contains(&p.loan_id))
+            .filter(|p| last.contains_key(&p.loan_id))
             .cloned()
             .collect();
         let (mut facts, mut payments) = (Vec::new(), Vec::new());

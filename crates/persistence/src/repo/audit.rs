@@ -14,7 +14,7 @@ pub async fn record(mut conn: &AsyncPgConnection, event: &NewAuditEvent) -> Quer
         .map(|_| ())
 }
 
-/// Append many events, in their order, in as few statements as the bind limit allows.
+/// Append many events, in their order, in one statement from one array per column.
 pub async fn record_many(
     mut conn: &AsyncPgConnection,
     events: &[NewAuditEvent],

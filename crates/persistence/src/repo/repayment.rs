@@ -163,7 +163,7 @@ pub async fn by_references(
         .await
 }
 
-/// Many repayments in as few statements as the bind limit allows.
+/// Many repayments in one statement, from one array per column.
 pub async fn insert_many(
     mut conn: &AsyncPgConnection,
     rows: &[RepaymentRow],

@@ -56,7 +56,6 @@ pub async fn write_fact_changes(
 
 /// What [`write_fact_changes`] writes, worked out in memory first, so that a repayment file
 /// can plan its next chunk while these statements run.
-#[derive(Default)]
 pub struct FactChanges {
     gone_payments: Vec<(Uuid, i32, NaiveDate)>,
     gone_facts: Vec<(Uuid, i32)>,
