@@ -468,7 +468,7 @@ impl Out {
             extensions: Table::new("loan_extensions", "loan_id, agreed_on, months, old_maturity, new_maturity, first_extended, rescheduled_principal, reason, created_by"),
             instalments: Table::new("instalments", "loan_id, version, number, due_date, principal, interest"),
             repayments: Table::new("repayments", "id, loan_id, bank_id, bank_reference, value_date, amount, to_penalty, to_interest, to_principal, created_by"),
-            reversals: Table::new("repayment_reversals", "repayment_id, reason, value_date, created_by"),
+            reversals: Table::new("repayment_reversals", "repayment_id, loan_id, reason, value_date, created_by"),
             allocations: Table::new("repayment_allocations", "repayment_id, loan_id, to_penalty, to_interest, to_principal"),
             claims: Table::new("compensation_claims", "id, loan_id, bank_id, fund_id, filed_on, days_past_due, outstanding_principal, overdue_interest, fund_share, claimed_amount, filed_by, status, approved_on, approved_by, paid_amount, ledger_entry_id"),
             recoveries: Table::new("recoveries", "id, loan_id, claim_id, value_date, amount, to_fund, reference, ledger_entry_id, created_by"),
@@ -1501,6 +1501,7 @@ impl World {
                 self.out
                     .reversals
                     .d(id)
+                    .d(loan_id)
                     .s("银行重复入账，冲正")
                     .d(on)
                     .d(bank_user)
@@ -2151,6 +2152,11 @@ const INSERT_RULES: &[(&str, &str)] = &[
         "repayment_allocations_fit_repayment",
         "SELECT count(*) FROM repayment_allocations a LEFT JOIN repayments r ON r.id = a.repayment_id \
          WHERE r.id IS NULL OR r.loan_id <> a.loan_id",
+    ),
+    (
+        "repayment_reversals_fit_repayment",
+        "SELECT count(*) FROM repayment_reversals v LEFT JOIN repayments r ON r.id = v.repayment_id \
+         WHERE r.id IS NULL OR r.loan_id <> v.loan_id",
     ),
     (
         "instalments_version",

@@ -90,7 +90,7 @@ const RULES: &[(&str, &str, &str)] = &[
          WHERE a.repayment_id IS NULL OR a.to_penalty + a.to_interest + a.to_principal <> r.amount",
     ),
     (
-        "every repayment, allocation and file row names rows that exist (repayment's loan of its bank, allocation's repayment of its loan)",
+        "every repayment, allocation, reversal and file row names rows that exist (repayment's loan of its bank, allocation's and reversal's repayment of its loan)",
         "repayments",
         "SELECT 'repayment ' || r.id || ': loan ' || r.loan_id || ' of bank ' || r.bank_id
                 || CASE WHEN l.id IS NULL THEN ' missing' ELSE ', the loan''s bank ' || l.bank_id END AS what
@@ -101,6 +101,11 @@ const RULES: &[(&str, &str, &str)] = &[
                 || CASE WHEN r.id IS NULL THEN ' missing' ELSE ', the repayment''s loan ' || r.loan_id END
          FROM repayment_allocations a LEFT JOIN repayments r ON r.id = a.repayment_id
          WHERE r.id IS NULL OR r.loan_id <> a.loan_id
+         UNION ALL
+         SELECT 'reversal of repayment ' || v.repayment_id || ': loan ' || v.loan_id
+                || CASE WHEN r.id IS NULL THEN ', repayment missing' ELSE ', the repayment''s loan ' || r.loan_id END
+         FROM repayment_reversals v LEFT JOIN repayments r ON r.id = v.repayment_id
+         WHERE r.id IS NULL OR r.loan_id <> v.loan_id
          UNION ALL
          SELECT 'file ' || b.batch_id || ' row ' || b.row_no || ': loan ' || coalesce(b.loan_id::text, 'none')
                 || ', repayment ' || coalesce(b.repayment_id::text, 'none')

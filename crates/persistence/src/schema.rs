@@ -393,6 +393,7 @@ diesel::table! {
         value_date -> Date,
         created_by -> Uuid,
         created_at -> Timestamptz,
+        loan_id -> Uuid,
     }
 }
 

@@ -136,14 +136,14 @@ pub struct LoanView {
 }
 
 fn loan_view(r: LoanRow, as_of: NaiveDate) -> ApiResult<LoanView> {
-    loan_view_with(r, as_of, None)
+    loan_view_with::<Uuid>(r, as_of, None)
 }
 
 /// The view with the position `pos` (from `allocate`; `None` before the disbursement).
-pub(crate) fn loan_view_with(
+pub(crate) fn loan_view_with<K>(
     r: LoanRow,
     as_of: NaiveDate,
-    pos: Option<&danbao_domain::Position<Uuid>>,
+    pos: Option<&danbao_domain::Position<K>>,
 ) -> ApiResult<LoanView> {
     let guaranteed =
         r.approved_on.is_some_and(|a| a <= as_of) && r.released_on.is_none_or(|rel| rel > as_of);

@@ -159,10 +159,11 @@ pub async fn loan_with_position(
             let instalments = repo::repayment::instalments_of(conn, loan.id).await?;
             let books = Books::from_rows(&loan, &policy, &instalments, Vec::new())?
                 .ok_or_else(|| internal("no books of a disbursed loan"))?;
-            let repayments = repo::repayment::counting_repayments_of(conn, loan.id)
-                .await?
-                .into_iter()
-                .map(|(id, value_date, fen)| {
+            // Named by their place in booking order: the read shows no allocation, so it
+            // does not fetch the ids.
+            let repayments = (1u32..)
+                .zip(repo::repayment::counting_repayments_of(conn, loan.id).await?)
+                .map(|(id, (value_date, fen))| {
                     Ok(Repayment {
                         id,
                         value_date,
@@ -170,7 +171,13 @@ pub async fn loan_with_position(
                     })
                 })
                 .collect::<ApiResult<Vec<_>>>()?;
-            Some(books.position(&repayments, as_of)?)
+            Some(allocate(
+                books.start,
+                &books.schedule,
+                books.penalty_rate,
+                &repayments,
+                as_of,
+            )?)
         }
         _ => None,
     };
@@ -191,7 +198,7 @@ pub async fn loans_with_positions(
     if disbursed.is_empty() {
         return loans
             .into_iter()
-            .map(|l| loan_view_with(l, as_of, None))
+            .map(|l| loan_view_with::<Uuid>(l, as_of, None))
             .collect();
     }
     let policy_ids: Vec<Uuid> = loans.iter().map(|l| l.policy_id).collect();
@@ -994,6 +1001,7 @@ pub async fn reverse(
                 conn,
                 &ReversalRow {
                     repayment_id,
+                    loan_id: loan.id,
                     reason: reason.clone(),
                     value_date: on,
                     created_by: user.id,

@@ -778,3 +778,105 @@ async fn the_database_refuses_a_repayment_that_does_not_fit_its_loan() {
     let c: Count = sql_query(written).get_result(&mut conn).await.unwrap();
     assert_eq!(c.n, 2);
 }
+
+/// A reversal carries its repayment's loan, so a loan's reversed repayments are one index scan
+/// (000023). Reversals written before it get their loan when the migration runs; the
+/// database refuses a reversal naming another loan; the loan's read and the list of loans
+/// (which find the reversed repayments that way) leave the reversed repayment out.
+#[tokio::test]
+async fn a_reversal_carries_its_repayments_loan_and_the_reads_leave_it_out() {
+    use danbao_persistence::diesel_async::SimpleAsyncConnection;
+    let app = spawn_app().await;
+    let desk = app.desk("100000.00").await;
+    let bank = banks(&app, &desk).await;
+    let one = active(&app, &desk, &bank, 1).await;
+    let two = active(&app, &desk, &bank, 2).await;
+    let paid = |loan: &str, reference: &str, amount: &str| {
+        let (app, token, loan, reference, amount) = (
+            &app,
+            &bank.a,
+            loan.to_owned(),
+            reference.to_owned(),
+            amount.to_owned(),
+        );
+        async move {
+            let v = json_of(
+                repay(app, token, &loan, &reference, "2025-02-15", &amount).await,
+                201,
+            )
+            .await;
+            v["id"].as_str().unwrap().to_owned()
+        }
+    };
+    let wrong = paid(&one, "R-1", "1000.00").await;
+    let right = paid(&one, "R-2", "1043.50").await;
+    let other = paid(&two, "R-3", "1043.50").await;
+    json_of(reverse(&app, &bank.a, &wrong).await, 200).await;
+
+    // Written before the column existed, the reversal gets its loan when the migration runs.
+    revert_and_reapply(&app, "2026-11-28-000023_reversals_name_their_loan").await;
+    #[derive(QueryableByName)]
+    struct Loan {
+        #[diesel(sql_type = Text)]
+        loan: String,
+    }
+    let mut conn = app.db.connect().await;
+    let carried: Vec<Loan> = sql_query("SELECT loan_id::text AS loan FROM repayment_reversals")
+        .load(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(carried.len(), 1);
+    assert_eq!(carried[0].loan, one);
+
+    // Only R-2 counts: 43.50 interest, 1,000.00 principal; loan two is untouched.
+    let (_, l) = app
+        .get_json(&format!("/v1/loans/{one}?as_of=2025-02-15"), &bank.a)
+        .await;
+    assert_eq!(l["position"]["principal_paid"], "1000.00");
+    assert_eq!(l["position"]["interest_paid"], "43.50");
+    let (_, list) = app
+        .get_json("/v1/loans?as_of=2025-02-15&limit=10", &bank.a)
+        .await;
+    let listed = |id: &str| {
+        list["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|i| i["id"] == id)
+            .unwrap()["position"]["principal_paid"]
+            .clone()
+    };
+    assert_eq!(listed(&one), "1000.00");
+    assert_eq!(listed(&two), "1000.00");
+
+    // A reversal naming a loan that is not its repayment's is refused, with a good one in the
+    // same statement; the good one alone is taken.
+    let reversal = |repayment: &str, loan: &str| {
+        format!(
+            "INSERT INTO repayment_reversals (repayment_id, loan_id, reason, value_date, created_by) \
+             VALUES ('{repayment}', '{loan}', 'test', DATE '2025-02-16', gen_random_uuid())"
+        )
+    };
+    let e = conn
+        .batch_execute(&format!(
+            "{}, ('{other}', '{one}', 'test', DATE '2025-02-16', gen_random_uuid())",
+            reversal(&right, &one)
+        ))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("a reversal carries its repayment's loan"), "{e}");
+    let e = conn
+        .batch_execute(&reversal(&other, &one))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("a reversal carries its repayment's loan"), "{e}");
+    let taken = sql_query("SELECT loan_id::text AS loan FROM repayment_reversals");
+    assert_eq!(
+        taken.clone().load::<Loan>(&mut conn).await.unwrap().len(),
+        1
+    );
+    conn.batch_execute(&reversal(&other, &two)).await.unwrap();
+    assert_eq!(taken.load::<Loan>(&mut conn).await.unwrap().len(), 2);
+}

@@ -514,6 +514,15 @@ async fn verify_finds_rollups_that_are_not_the_sums_of_the_facts() {
     )
     .await
     .unwrap();
+    // A reversal carrying a loan that is not its repayment's, set around its trigger.
+    conn.batch_execute(
+        "ALTER TABLE repayment_reversals DISABLE TRIGGER repayment_reversals_append_only;
+         UPDATE repayment_reversals SET loan_id = (SELECT id FROM loans WHERE id <> loan_id ORDER BY id LIMIT 1)
+         WHERE repayment_id = (SELECT repayment_id FROM repayment_reversals ORDER BY 1 LIMIT 1);
+         ALTER TABLE repayment_reversals ENABLE TRIGGER repayment_reversals_append_only;",
+    )
+    .await
+    .unwrap();
     // A month of loans that is not their sum.
     conn.batch_execute(
         "UPDATE stat_loan_months SET matured = matured + 1
@@ -530,9 +539,20 @@ async fn verify_finds_rollups_that_are_not_the_sums_of_the_facts() {
         "{loan_months:?}"
     );
     let references = check(&report, "names rows that exist");
-    assert_eq!(references.failed, 1, "{references:?}");
+    // The allocation and the reversal.
+    assert_eq!(references.failed, 2, "{references:?}");
     assert!(
-        references.failures[0].contains("the repayment's loan"),
+        references
+            .failures
+            .iter()
+            .any(|f| f.starts_with("allocation ") && f.contains("the repayment's loan")),
+        "{references:?}"
+    );
+    assert!(
+        references
+            .failures
+            .iter()
+            .any(|f| f.starts_with("reversal of repayment ") && f.contains("the repayment's loan")),
         "{references:?}"
     );
     let previous = check(&report, "previous loan");

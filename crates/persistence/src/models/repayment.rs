@@ -48,6 +48,8 @@ pub struct RepaymentRow {
 #[diesel(table_name = repayment_reversals, check_for_backend(diesel::pg::Pg))]
 pub struct ReversalRow {
     pub repayment_id: Uuid,
+    /// The repayment's loan (checked by a trigger), so a loan's reversals are one index scan.
+    pub loan_id: Uuid,
     pub reason: String,
     pub value_date: NaiveDate,
     pub created_by: Uuid,
