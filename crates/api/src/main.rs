@@ -120,6 +120,12 @@ struct ImportArgs {
     #[arg(long, default_value_t = danbao_api::routes::repayment_batches::CHUNK_ROWS,
           value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=100_000))]
     chunk_rows: usize,
+    /// Loans whose statistics facts may wait before they are written (once per loan instead
+    /// of once per chunk): more is faster for a file with many rows per loan, and takes more
+    /// memory (a few KiB per loan).
+    #[arg(long, default_value_t = danbao_api::routes::repayment_batches::PENDING_LOANS,
+          value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=1_000_000))]
+    pending_loans: usize,
     /// Business time zone: what "today" means for value dates.
     #[arg(long, env = "DANBAO_TIMEZONE", default_value = "Asia/Shanghai")]
     timezone: chrono_tz::Tz,
@@ -453,6 +459,7 @@ async fn import_repayments(url: &str, a: ImportArgs) -> anyhow::Result<()> {
             idem: None,
             idem_hasher: None,
             chunk_rows: a.chunk_rows,
+            pending_loans: a.pending_loans,
         },
         Box::pin(chunks),
         &mut |p| {

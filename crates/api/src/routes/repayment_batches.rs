@@ -9,8 +9,9 @@
 //! locked (in id order) and their books, the chunk's known references and the current
 //! allocations loaded in a few queries; the rows are applied in memory in file order with the
 //! single route's own checks and allocation (`plan_repayment`), and the chunk is written once:
-//! repayments, allocations, audit events, the touched loans' facts (one INSERT per table,
-//! pipelined), then batch rows. A chunk is planned while the chunk before it is being written:
+//! repayments, allocations, audit events (one INSERT per table, pipelined), then batch rows.
+//! The touched loans' facts (and so the statistics) are worked out per chunk but written once
+//! per loan, at the end of the file or sooner ([`Run::flush_facts`]). A chunk is planned while the chunk before it is being written:
 //! its reads go first (they read nothing that write changes), and its planning runs while the
 //! database executes the previous chunk's statements. Every row was checked before anything
 //! is written, so a failed row writes nothing; should a chunk's write fail anyway, its
@@ -56,6 +57,7 @@ use danbao_persistence::repo::repayment_batch::BatchLoan;
 use futures_util::{Stream, StreamExt};
 use serde::{Deserialize, Serialize};
 use sha2::Digest;
+use std::collections::hash_map::Entry;
 use std::collections::{BTreeSet, HashMap, HashSet};
 use utoipa::ToSchema;
 use uuid::Uuid;
@@ -243,6 +245,9 @@ pub struct BatchRequest<'a> {
     pub idem_hasher: Option<sha2::Sha256>,
     /// Rows applied together ([`CHUNK_ROWS`] unless `import-repayments --chunk-rows`).
     pub chunk_rows: usize,
+    /// Loans whose facts may wait ([`PENDING_LOANS`] unless `import-repayments
+    /// --pending-loans`; see [`Run::flush_facts`]).
+    pub pending_loans: usize,
 }
 
 /// The finished batch (or the replay of an earlier answer to the same Idempotency-Key).
@@ -270,7 +275,23 @@ struct Run<'a> {
     cache: LoanCache,
     /// The chunk planned and not yet written (see [`Run::chunk`]).
     in_flight: Option<InFlight>,
+    /// Facts of loans that written chunks changed, not yet written (see [`Run::flush_facts`]).
+    pending: HashMap<Uuid, PendingFacts>,
+    pending_loans: usize,
 }
+
+/// A loan's facts and principal payments.
+type LoanFacts = (Vec<InstalmentFactRow>, Vec<PrincipalPaymentRow>);
+
+/// A loan's facts as stored, and as the chunks written since give them.
+struct PendingFacts {
+    stored: LoanFacts,
+    latest: LoanFacts,
+}
+
+/// Loans whose facts may wait; past it they are written before the next chunk (memory: a
+/// few KiB per loan).
+pub const PENDING_LOANS: usize = 10_000;
 
 /// What the chunks loaded and changed of their loans, kept for the next chunks of the file:
 /// with rows spread over many loans, every chunk used to load the books of nearly every loan
@@ -285,8 +306,9 @@ struct LoanCache {
     policies: HashMap<Uuid, PolicyRow>,
     current: HashMap<Uuid, HashMap<Uuid, AllocationRow>>,
     first_extended: HashMap<Uuid, u32>,
-    /// Each loan's facts as last written by this file, compared with instead of read again.
-    facts: HashMap<Uuid, (Vec<InstalmentFactRow>, Vec<PrincipalPaymentRow>)>,
+    /// Each loan's facts as stored (read, or written by [`Run::flush_facts`]), so that they
+    /// are not read again. Planning never changes them, so they outlive a failed plan.
+    facts: HashMap<Uuid, LoanFacts>,
     /// Each loan's books applied, so that its next row only adds to them (`plan_repayment`).
     replays: HashMap<Uuid, Option<Replay<Uuid>>>,
 }
@@ -463,17 +485,23 @@ impl Run<'_> {
             .into_iter()
             .filter(|id| !cache.facts.contains_key(id))
             .collect();
-        let (old_facts, old_payments) = if unknown.is_empty() {
-            (Vec::new(), Vec::new())
-        } else {
-            repo::stats::facts_of(conn, &unknown).await?
-        };
-        Ok(Loaded {
-            work,
-            firsts,
-            old_facts,
-            old_payments,
-        })
+        if !unknown.is_empty() {
+            let (facts, payments) = repo::stats::facts_of(conn, &unknown).await?;
+            for id in unknown {
+                cache.facts.insert(id, (Vec::new(), Vec::new()));
+            }
+            for f in facts {
+                if let Some(e) = cache.facts.get_mut(&f.loan_id) {
+                    e.0.push(f);
+                }
+            }
+            for p in payments {
+                if let Some(e) = cache.facts.get_mut(&p.loan_id) {
+                    e.1.push(p);
+                }
+            }
+        }
+        Ok(Loaded { work, firsts })
     }
 
     /// The chunk applied in memory in file order, with the single route's own checks and
@@ -494,7 +522,7 @@ impl Run<'_> {
             policies,
             current,
             first_extended,
-            facts: written,
+            facts: _,
             replays,
         } = cache;
 
@@ -585,34 +613,13 @@ impl Run<'_> {
             let f = crate::facts::facts_of(loan, policy, first_extended.get(id).copied(), pos)?;
             new_facts.push((*id, f));
         }
-        // Old facts: as this file wrote them, or as they were read (of loans it had not).
-        let mut old_facts: Vec<InstalmentFactRow> = (loaded.old_facts.iter())
-            .filter(|f| last.contains_key(&f.loan_id))
-            .cloned()
-            .collect();
-        let mut old_payments: Vec<PrincipalPaymentRow> = (loaded.old_payments.iter())
-            .filter(|p| last.contains_key(&p.loan_id))
-            .cloned()
-            .collect();
-        let (mut facts, mut payments) = (Vec::new(), Vec::new());
-        for (id, (f, p)) in &new_facts {
-            if let Some((of, op)) = written.get(id) {
-                old_facts.extend_from_slice(of);
-                old_payments.extend_from_slice(op);
-            }
-            facts.extend_from_slice(f);
-            payments.extend_from_slice(p);
-        }
-        let fact_changes =
-            repo::stats::FactChanges::new(&old_facts, &old_payments, &facts, &payments);
-        written.extend(new_facts);
         Ok(Planned {
             outcomes,
             repaid,
             created,
             new_rows,
             allocations,
-            fact_changes,
+            new_facts,
             settled,
             events,
         })
@@ -769,6 +776,11 @@ impl Run<'_> {
         }
         let mut cache = std::mem::take(&mut self.cache);
         let loaded = self.load(conn, work, &mut cache).await?;
+        if self.pending.len() >= self.pending_loans {
+            self.cache = cache;
+            self.flush_facts(conn).await?;
+            cache = std::mem::take(&mut self.cache);
+        }
         match self.in_flight.take() {
             None => {
                 self.in_flight = Some(self.plan_or_not(loaded, &mut cache, None).await?);
@@ -807,7 +819,11 @@ impl Run<'_> {
             Ok(p) => InFlight::Planned(loaded.work, Box::new(p)),
             Err(e) => {
                 tracing::warn!(error = %e, "repayment file chunk goes row by row");
-                *cache = LoanCache::default();
+                // The stored facts stay: planning does not change them.
+                *cache = LoanCache {
+                    facts: std::mem::take(&mut cache.facts),
+                    ..LoanCache::default()
+                };
                 InFlight::RowByRow(loaded.work)
             }
         })
@@ -829,6 +845,8 @@ impl Run<'_> {
             InFlight::Planned(work, planned) => (work, planned),
             InFlight::RowByRow(work) => {
                 cache = LoanCache::default();
+                // Row by row, each repayment writes its loan's facts from the stored ones.
+                self.flush_facts(conn).await?;
                 let result = self.one_by_one(conn, work).await?;
                 self.record(conn, result).await?;
                 return self.replan(conn, next.map(|l| l.work), cache).await;
@@ -863,8 +881,20 @@ impl Run<'_> {
                     outcomes,
                     repaid,
                     created,
+                    new_facts,
                     ..
                 } = *planned;
+                for (id, latest) in new_facts {
+                    match self.pending.entry(id) {
+                        Entry::Occupied(mut e) => e.get_mut().latest = latest,
+                        Entry::Vacant(e) => {
+                            let stored = cache.facts.get(&id).cloned().ok_or_else(|| {
+                                ApiError::internal(anyhow::anyhow!("stored facts of {id} missing"))
+                            })?;
+                            e.insert(PendingFacts { stored, latest });
+                        }
+                    }
+                }
                 self.record(conn, (outcomes, repaid, created)).await?;
                 self.in_flight = next;
                 self.cache = cache;
@@ -873,6 +903,7 @@ impl Run<'_> {
             Err(e) => {
                 AnsiTransactionManager::rollback_transaction(conn).await?;
                 tracing::warn!(error = %e, "repayment file chunk applied row by row");
+                self.flush_facts(conn).await?;
                 let result = self.one_by_one(conn, work).await?;
                 self.record(conn, result).await?;
                 let next = next.map(|n| match n {
@@ -881,6 +912,38 @@ impl Run<'_> {
                 self.replan(conn, next, LoanCache::default()).await
             }
         }
+    }
+
+    /// Writes the facts (instalment facts, principal payments, overdue spans, and through
+    /// them the statistics) of the loans that written chunks changed. A file's rows of one
+    /// loan usually fall in many chunks; its facts, worked out per chunk, are written once:
+    /// at the end of the file, before a chunk goes row by row (each row then writes its own
+    /// loan's facts from the stored ones), and every [`PENDING_LOANS`] loans. All in the
+    /// file's transaction, so the statistics read the same as if each chunk wrote them.
+    async fn flush_facts(&mut self, conn: &mut AsyncPgConnection) -> ApiResult<()> {
+        if self.pending.is_empty() {
+            return Ok(());
+        }
+        let mut ids: Vec<Uuid> = self.pending.keys().copied().collect();
+        ids.sort();
+        let (mut old_facts, mut old_payments, mut facts, mut payments) =
+            (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        for id in &ids {
+            let p = &self.pending[id];
+            old_facts.extend_from_slice(&p.stored.0);
+            old_payments.extend_from_slice(&p.stored.1);
+            facts.extend_from_slice(&p.latest.0);
+            payments.extend_from_slice(&p.latest.1);
+        }
+        let changes = repo::stats::FactChanges::new(&old_facts, &old_payments, &facts, &payments);
+        {
+            let shared: &AsyncPgConnection = conn;
+            futures_util::future::try_join_all(changes.statements(shared)).await?;
+        }
+        for (id, p) in self.pending.drain() {
+            self.cache.facts.insert(id, p.latest);
+        }
+        Ok(())
     }
 
     /// The next chunk loaded and planned again, from the database as it now is.
@@ -957,9 +1020,6 @@ struct Loaded {
     work: Vec<Work>,
     /// The references it names that exist, with their repayments.
     firsts: HashMap<String, RepaymentRow>,
-    /// The stored facts of its loans that this file has not written.
-    old_facts: Vec<InstalmentFactRow>,
-    old_payments: Vec<PrincipalPaymentRow>,
 }
 
 /// A chunk planned: what it writes, and each row's outcome.
@@ -969,7 +1029,8 @@ struct Planned {
     created: Vec<Uuid>,
     new_rows: Vec<RepaymentRow>,
     allocations: Vec<AllocationRow>,
-    fact_changes: repo::stats::FactChanges,
+    /// The facts of its loans after it; written later (see [`Run::flush_facts`]).
+    new_facts: Vec<(Uuid, LoanFacts)>,
     settled: Vec<(Uuid, NaiveDate)>,
     events: Vec<danbao_persistence::models::audit_event::NewAuditEvent>,
 }
@@ -981,7 +1042,7 @@ enum InFlight {
 }
 
 /// A planned chunk's statements, in the order they must run, pipelined: repayments,
-/// allocations, audit events, fact rows, settlements.
+/// allocations, audit events, settlements (its facts wait: see [`Run::flush_facts`]).
 async fn send(conn: &AsyncPgConnection, p: &Planned) -> Result<(), ApiError> {
     use danbao_persistence::diesel::QueryResult;
     use futures_util::future::LocalBoxFuture;
@@ -990,12 +1051,6 @@ async fn send(conn: &AsyncPgConnection, p: &Planned) -> Result<(), ApiError> {
         Box::pin(repo::repayment::append_allocations(conn, &p.allocations)),
         Box::pin(async move { repo::audit::record_many(conn, &p.events).await.map(|()| 1) }),
     ];
-    statements.extend(
-        p.fact_changes
-            .statements(conn)
-            .into_iter()
-            .map(|f| -> LocalBoxFuture<'_, QueryResult<usize>> { f }),
-    );
     for (id, on) in &p.settled {
         statements.push(Box::pin(async move {
             repo::repayment::set_settled(conn, *id, Some(*on))
@@ -1097,6 +1152,8 @@ where
         created: HashSet::new(),
         cache: LoanCache::default(),
         in_flight: None,
+        pending: HashMap::new(),
+        pending_loans: req.pending_loans.max(1),
     };
     if req.atomic {
         // The money moves inside this savepoint; the verdict decides whether it stays.
@@ -1170,6 +1227,7 @@ where
         run.chunk(conn, rows).await?;
     }
     run.flush(conn).await?;
+    run.flush_facts(conn).await?;
     progress(done);
 
     let rejected = req.atomic && run.failed > 0;
@@ -1444,6 +1502,7 @@ pub async fn create(
             idem: has_key.then_some(idem),
             idem_hasher: has_key.then_some(hasher),
             chunk_rows: CHUNK_ROWS,
+            pending_loans: PENDING_LOANS,
         },
         body,
         &mut |_| {},
