@@ -855,7 +855,7 @@ impl Run<'_> {
         AnsiTransactionManager::begin_transaction(conn).await?;
         let (written, next) = {
             let shared: &AsyncPgConnection = conn;
-            let statements = send(shared, &planned);
+            let statements = send(shared, &planned, self.atomic);
             let mut statements = std::pin::pin!(statements);
             // Polled once, every statement is queued; the yield lets the connection put them
             // on the wire before the CPU-bound planning below.
@@ -877,9 +877,9 @@ impl Run<'_> {
         match written {
             Ok(()) => {
                 AnsiTransactionManager::commit_transaction(conn).await?;
+                // Its funds' totals and rows' outcomes were written with it.
                 let Planned {
                     outcomes,
-                    repaid,
                     created,
                     new_facts,
                     ..
@@ -895,7 +895,7 @@ impl Run<'_> {
                         }
                     }
                 }
-                self.record(conn, (outcomes, repaid, created)).await?;
+                self.count(outcomes, created);
                 self.in_flight = next;
                 self.cache = cache;
                 Ok(())
@@ -964,35 +964,15 @@ impl Run<'_> {
         Ok(())
     }
 
-    /// A written chunk's outcomes counted and recorded, and its principal repaid taken off
-    /// its funds' outstanding guaranteed.
+    /// The outcomes of a chunk applied row by row recorded and counted, and its principal
+    /// repaid taken off its funds' outstanding guaranteed (a planned chunk writes both with
+    /// its statements: see [`send`]).
     async fn record(&mut self, conn: &mut AsyncPgConnection, result: ChunkResult) -> ApiResult<()> {
         let (outcomes, repaid, created) = result;
-        self.created.extend(created);
-        let mut repaid: Vec<_> = repaid.into_iter().collect();
-        repaid.sort();
         {
             // The funds' totals and the rows' outcomes, pipelined.
-            use danbao_persistence::diesel::QueryResult;
-            use futures_util::future::LocalBoxFuture;
             let shared: &AsyncPgConnection = conn;
-            let mut writes: Vec<LocalBoxFuture<'_, QueryResult<usize>>> = repaid
-                .iter()
-                .map(
-                    |&(fund_id, amount)| -> LocalBoxFuture<'_, QueryResult<usize>> {
-                        Box::pin(async move {
-                            repo::fund::add_to_totals(
-                                shared,
-                                fund_id,
-                                rust_decimal::Decimal::ZERO,
-                                -amount,
-                            )
-                            .await
-                            .map(|_| 1)
-                        })
-                    },
-                )
-                .collect();
+            let mut writes = fund_totals(shared, &repaid);
             if !self.atomic {
                 writes.push(Box::pin(repo::repayment_batch::insert_rows(
                     shared, &outcomes,
@@ -1000,6 +980,13 @@ impl Run<'_> {
             }
             futures_util::future::try_join_all(writes).await?;
         }
+        self.count(outcomes, created);
+        Ok(())
+    }
+
+    /// A written chunk's outcomes counted (and held, in atomic mode, for the verdict).
+    fn count(&mut self, outcomes: Vec<BatchRowOutcome>, created: Vec<Uuid>) {
+        self.created.extend(created);
         for o in &outcomes {
             self.rows += 1;
             match o.outcome.as_str() {
@@ -1011,7 +998,6 @@ impl Run<'_> {
         if self.atomic {
             self.held.extend(outcomes);
         }
-        Ok(())
     }
 }
 
@@ -1042,8 +1028,10 @@ enum InFlight {
 }
 
 /// A planned chunk's statements, in the order they must run, pipelined: repayments,
-/// allocations, audit events, settlements (its facts wait: see [`Run::flush_facts`]).
-async fn send(conn: &AsyncPgConnection, p: &Planned) -> Result<(), ApiError> {
+/// allocations, audit events, settlements, the funds' totals and, unless the file is atomic
+/// (its rows wait for the verdict), the rows' outcomes. Its facts wait: see
+/// [`Run::flush_facts`].
+async fn send(conn: &AsyncPgConnection, p: &Planned, atomic: bool) -> Result<(), ApiError> {
     use danbao_persistence::diesel::QueryResult;
     use futures_util::future::LocalBoxFuture;
     let mut statements: Vec<LocalBoxFuture<'_, QueryResult<usize>>> = vec![
@@ -1058,8 +1046,38 @@ async fn send(conn: &AsyncPgConnection, p: &Planned) -> Result<(), ApiError> {
                 .map(|_| 1)
         }));
     }
+    statements.extend(fund_totals(conn, &p.repaid));
+    if !atomic {
+        statements.push(Box::pin(repo::repayment_batch::insert_rows(
+            conn,
+            &p.outcomes,
+        )));
+    }
     futures_util::future::try_join_all(statements).await?;
     Ok(())
+}
+
+/// The principal repaid taken off each fund's outstanding guaranteed, in fund id order (the
+/// order of the file's fund locks).
+fn fund_totals<'a>(
+    conn: &'a AsyncPgConnection,
+    repaid: &HashMap<Uuid, rust_decimal::Decimal>,
+) -> Vec<futures_util::future::LocalBoxFuture<'a, danbao_persistence::diesel::QueryResult<usize>>> {
+    let mut repaid: Vec<(Uuid, rust_decimal::Decimal)> =
+        repaid.iter().map(|(f, a)| (*f, *a)).collect();
+    repaid.sort();
+    repaid
+        .into_iter()
+        .map(
+            |(fund_id, amount)| -> futures_util::future::LocalBoxFuture<'a, _> {
+                Box::pin(async move {
+                    repo::fund::add_to_totals(conn, fund_id, rust_decimal::Decimal::ZERO, -amount)
+                        .await
+                        .map(|_| 1)
+                })
+            },
+        )
+        .collect()
 }
 
 /// Reads, applies and records one repayment file, from any stream of body chunks: the
