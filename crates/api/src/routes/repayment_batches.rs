@@ -302,6 +302,8 @@ pub const PENDING_LOANS: usize = 10_000;
 #[derive(Default)]
 struct LoanCache {
     loans: HashMap<Uuid, LoanRow>,
+    /// The account numbers of `loans`, so that rows naming them are resolved from memory.
+    accounts: HashMap<String, Uuid>,
     books: HashMap<Uuid, Books>,
     policies: HashMap<Uuid, PolicyRow>,
     current: HashMap<Uuid, HashMap<Uuid, AllocationRow>>,
@@ -479,7 +481,12 @@ impl Run<'_> {
                 }
             }
         }
-        cache.loans.extend(fresh.into_iter().map(|l| (l.id, l)));
+        for l in fresh {
+            if let Some(a) = &l.bank_account_no {
+                cache.accounts.insert(a.clone(), l.id);
+            }
+            cache.loans.insert(l.id, l);
+        }
         // The facts this file wrote before are known; only the others are read.
         let unknown: Vec<Uuid> = chunk_loans
             .into_iter()
@@ -518,6 +525,7 @@ impl Run<'_> {
         let mut firsts = loaded.firsts.clone();
         let LoanCache {
             loans,
+            accounts: _,
             books,
             policies,
             current,
@@ -683,19 +691,37 @@ impl Run<'_> {
                 (r, p)
             })
             .collect();
+        // The loans an earlier chunk locked are known (they cannot have changed since); only
+        // the others are looked up.
+        let cached = |id: &Uuid| {
+            self.cache
+                .loans
+                .get(id)
+                .filter(|l| l.bank_id == self.bank_id)
+                .map(|l| BatchLoan {
+                    id: l.id,
+                    fund_id: l.fund_id,
+                    centre_id: l.centre_id,
+                    bank_account_no: l.bank_account_no.clone(),
+                })
+        };
+        let mut known: HashMap<Uuid, BatchLoan> = HashMap::new();
         let mut ids = Vec::new();
         let mut accounts = Vec::new();
         for (_, p) in &parsed {
-            match p {
-                Ok(ParsedRow {
-                    target: Target::Loan(id),
-                    ..
-                }) => ids.push(*id),
-                Ok(ParsedRow {
-                    target: Target::Account(a),
-                    ..
-                }) => accounts.push(a.clone()),
-                Err(_) => {}
+            let Ok(row) = p else { continue };
+            let id = match &row.target {
+                Target::Loan(id) => Some(*id),
+                Target::Account(a) => self.cache.accounts.get(a).copied(),
+            };
+            match id.and_then(|id| cached(&id)) {
+                Some(l) => {
+                    known.insert(l.id, l);
+                }
+                None => match &row.target {
+                    Target::Loan(id) => ids.push(*id),
+                    Target::Account(a) => accounts.push(a.clone()),
+                },
             }
         }
         let loans = if ids.is_empty() && accounts.is_empty() {
@@ -703,9 +729,14 @@ impl Run<'_> {
         } else {
             repo::repayment_batch::loans_of_bank(conn, self.bank_id, &ids, &accounts).await?
         };
-        let by_id: HashMap<Uuid, &BatchLoan> = loans.iter().map(|l| (l.id, l)).collect();
+        let by_id: HashMap<Uuid, &BatchLoan> = loans
+            .iter()
+            .chain(known.values())
+            .map(|l| (l.id, l))
+            .collect();
         let by_account: HashMap<&str, &BatchLoan> = loans
             .iter()
+            .chain(known.values())
             .filter_map(|l| l.bank_account_no.as_deref().map(|a| (a, l)))
             .collect();
         let missing: Vec<Uuid> = loans
