@@ -450,7 +450,6 @@ struct Out {
     instalments: Table,
     repayments: Table,
     reversals: Table,
-    allocations: Table,
     claims: Table,
     recoveries: Table,
     write_offs: Table,
@@ -469,7 +468,6 @@ impl Out {
             instalments: Table::new("instalments", "loan_id, version, number, due_date, principal, interest"),
             repayments: Table::new("repayments", "id, loan_id, bank_id, bank_reference, value_date, amount, to_penalty, to_interest, to_principal, created_by"),
             reversals: Table::new("repayment_reversals", "repayment_id, loan_id, reason, value_date, created_by"),
-            allocations: Table::new("repayment_allocations", "repayment_id, loan_id, to_penalty, to_interest, to_principal"),
             claims: Table::new("compensation_claims", "id, loan_id, bank_id, fund_id, filed_on, days_past_due, outstanding_principal, overdue_interest, fund_share, claimed_amount, filed_by, status, approved_on, approved_by, paid_amount, ledger_entry_id"),
             recoveries: Table::new("recoveries", "id, loan_id, claim_id, value_date, amount, to_fund, reference, ledger_entry_id, created_by"),
             write_offs: Table::new("write_offs", "loan_id, claim_id, written_off_on, compensation_paid, recovered_to_fund, loss, reason, created_by"),
@@ -488,7 +486,6 @@ impl Out {
             &mut self.instalments,
             &mut self.repayments,
             &mut self.reversals,
-            &mut self.allocations,
             &mut self.claims,
             &mut self.recoveries,
             &mut self.write_offs,
@@ -1489,14 +1486,7 @@ impl World {
                 .d(alloc[2])
                 .d(bank_user)
                 .end();
-            self.out
-                .allocations
-                .d(id)
-                .d(loan_id)
-                .d(alloc[0])
-                .d(alloc[1])
-                .d(alloc[2])
-                .end();
+            // Booked with its final allocation: no allocation row (000024).
             if *reversed {
                 self.out
                     .reversals
@@ -2129,7 +2119,6 @@ const BULK_TABLES: &[&str] = &[
     "instalments",
     "repayments",
     "repayment_reversals",
-    "repayment_allocations",
     "compensation_claims",
     "recoveries",
     "write_offs",
@@ -2147,11 +2136,6 @@ const INSERT_RULES: &[(&str, &str)] = &[
         "SELECT count(*) FROM repayments r LEFT JOIN loans l ON l.id = r.loan_id \
          WHERE l.id IS NULL OR l.bank_id <> r.bank_id OR l.disbursed_on IS NULL \
          OR r.value_date < l.disbursed_on",
-    ),
-    (
-        "repayment_allocations_fit_repayment",
-        "SELECT count(*) FROM repayment_allocations a LEFT JOIN repayments r ON r.id = a.repayment_id \
-         WHERE r.id IS NULL OR r.loan_id <> a.loan_id",
     ),
     (
         "repayment_reversals_fit_repayment",

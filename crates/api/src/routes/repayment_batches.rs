@@ -9,11 +9,12 @@
 //! locked (in id order) and their books, the chunk's known references and the current
 //! allocations loaded in a few queries; the rows are applied in memory in file order with the
 //! single route's own checks and allocation (`plan_repayment`), and the chunk is written once:
-//! repayments, allocations, audit events (one INSERT per table, pipelined), then batch rows.
-//! The touched loans' facts (and so the statistics) are worked out per chunk but written once
-//! per loan, at the end of the file or sooner ([`Run::flush_facts`]). A chunk is planned while the chunk before it is being written:
-//! its reads go first (they read nothing that write changes), and its planning runs while the
-//! database executes the previous chunk's statements. Every row was checked before anything
+//! repayments, allocations, audit events, the funds' totals and the batch rows (one statement
+//! per table, pipelined). The touched loans' facts (and so the statistics) are worked out per
+//! chunk but written once per loan, at the end of the file or sooner ([`Run::flush_facts`]).
+//! A chunk is planned while the chunk before it is being written: its reads go first (they
+//! read nothing that write changes), and its planning runs while the database executes the
+//! previous chunk's statements. Every row was checked before anything
 //! is written, so a failed row writes nothing; should a chunk's write fail anyway, its
 //! savepoint is rolled back, the chunk goes row by row through [`apply_repayment`], each row
 //! in a savepoint of its own, and the next chunk is loaded and planned again.
@@ -458,10 +459,16 @@ impl Run<'_> {
                     repayments.remove(&l.id).unwrap_or_default(),
                 )?;
                 if let Some(b) = b {
+                    // Each repayment's current allocation: the one it was booked with, unless
+                    // an allocation row (below) followed.
+                    let current = cache.current.entry(l.id).or_default();
+                    for (r, _) in &b.repayments {
+                        current.insert(r.id, AllocationRow::booked(r));
+                    }
                     cache.books.insert(l.id, b);
                 }
             }
-            for a in repo::repayment::current_allocations(conn, &open_ids).await? {
+            for a in repo::repayment::latest_allocations(conn, &open_ids).await? {
                 cache
                     .current
                     .entry(a.loan_id)
@@ -487,7 +494,7 @@ impl Run<'_> {
             }
             cache.loans.insert(l.id, l);
         }
-        // The facts this file wrote before are known; only the others are read.
+        // The stored facts of loans seen before are known; only the others are read.
         let unknown: Vec<Uuid> = chunk_loans
             .into_iter()
             .filter(|id| !cache.facts.contains_key(id))
@@ -575,11 +582,10 @@ impl Run<'_> {
                             if let Some(b) = books.get_mut(&loan.id) {
                                 b.repayments.push((plan.row.clone(), false));
                             }
-                            allocations.extend(changed_allocations(
-                                loan.id,
-                                &plan.after,
-                                current.entry(loan.id).or_default(),
-                            ));
+                            // Booked with its allocation: a row only for those it moves.
+                            let current = current.entry(loan.id).or_default();
+                            current.insert(id, AllocationRow::booked(&plan.row));
+                            allocations.extend(changed_allocations(loan.id, &plan.after, current));
                             if !plan.repaid.is_zero() {
                                 *repaid.entry(loan.fund_id).or_default() += plan.repaid;
                             }

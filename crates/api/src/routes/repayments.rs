@@ -229,9 +229,9 @@ pub async fn loans_with_positions(
         .collect()
 }
 
-/// Appends the allocation of every repayment whose allocation `pos` changed (a new repayment
-/// has none yet), so that the current allocations always add up to the position, and rewrites
-/// the loan's statistics facts from `pos`.
+/// Appends the allocation of every repayment whose allocation `pos` changed, so that the
+/// current allocations always add up to the position, and rewrites the loan's statistics facts
+/// from `pos`.
 pub(crate) async fn reallocate(
     conn: &mut AsyncPgConnection,
     loan_id: Uuid,
@@ -719,8 +719,8 @@ impl Plan {
     }
 }
 
-/// The allocations of `pos` that differ from `current` (a new repayment has none yet);
-/// `current` is brought up to date.
+/// The allocations of `pos` that differ from `current` (a new repayment's: the allocation it
+/// is booked with); `current` is brought up to date.
 pub(crate) fn changed_allocations(
     loan_id: Uuid,
     pos: &Position<Uuid>,
@@ -768,9 +768,14 @@ pub async fn apply_repayment(
     let (books, policy, mut current, first_extended) = if open {
         let w = repo::repayment::books_for_write(conn, loan.id, loan.policy_id).await?;
         let policy = w.policy.ok_or_else(|| internal("policy missing"))?;
+        // Each repayment's current allocation: the one it was booked with, unless an
+        // allocation row followed.
+        let current: HashMap<Uuid, AllocationRow> = (w.repayments.iter())
+            .map(|(r, _)| AllocationRow::booked(r))
+            .chain(w.current)
+            .map(|a| (a.repayment_id, a))
+            .collect();
         let books = Books::from_rows(&loan, &policy, &w.instalments, w.repayments)?;
-        let current: HashMap<Uuid, AllocationRow> =
-            w.current.into_iter().map(|a| (a.repayment_id, a)).collect();
         let first_extended = w.first_extended.and_then(|f| u32::try_from(f).ok());
         (books, Some(policy), current, first_extended)
     } else {
@@ -796,6 +801,8 @@ pub async fn apply_repayment(
         return resend(conn, loan, &first, input).await;
     };
     let policy = policy.ok_or_else(|| internal("policy missing"))?;
+    // Booked with its allocation: a row only for the repayments whose allocation it moves.
+    current.insert(row.id, AllocationRow::booked(&row));
     let changed = changed_allocations(loan.id, &plan.after, &mut current);
     let (facts, payments) = crate::facts::facts_of(&loan, &policy, first_extended, &plan.after)?;
     let event = plan.event(audit, input);
@@ -896,7 +903,7 @@ pub async fn list(
     let mut conn = state.conn().await?;
     let loan = visible_loan(&mut conn, &user, *id).await?;
     let current: HashMap<Uuid, AllocationRow> =
-        repo::repayment::current_allocations(&mut conn, &[loan.id])
+        repo::repayment::current_allocations(&conn, &[loan.id])
             .await?
             .into_iter()
             .map(|a| (a.repayment_id, a))

@@ -880,17 +880,23 @@ async fn batch_chunk_applies_exactly_like_single_repayments() {
     }
     let settled = books_of(&app, &bank.a, &file_loans[2]).await;
     assert_eq!(settled["status"], "settled");
-    // The backdated rows moved R1 and R2: their allocations were appended again.
-    assert!(
-        count(
-            &app,
-            &format!(
-                "SELECT count(*) AS n FROM repayment_allocations WHERE loan_id = '{}'",
-                file_loans[0]
-            )
+    // The backdated rows moved R1 and R2: rows were appended for their allocations, and only
+    // for repayments whose allocation moved (each is booked with its own).
+    let moved = |loan: &str| {
+        format!(
+            "SELECT count(DISTINCT repayment_id) AS n FROM repayment_allocations a \
+             JOIN repayments r ON r.id = a.repayment_id WHERE a.loan_id = '{loan}' \
+             AND (a.to_penalty, a.to_interest, a.to_principal) \
+                 IS DISTINCT FROM (r.to_penalty, r.to_interest, r.to_principal)"
         )
-        .await
-            > 4
+    };
+    let rows = |loan: &str| {
+        format!("SELECT count(DISTINCT repayment_id) AS n FROM repayment_allocations WHERE loan_id = '{loan}'")
+    };
+    assert!(count(&app, &moved(&file_loans[0])).await >= 2);
+    assert_eq!(
+        count(&app, &rows(&file_loans[0])).await,
+        count(&app, &moved(&file_loans[0])).await
     );
     assert_eq!(
         count(
@@ -1067,7 +1073,7 @@ async fn the_database_refuses_file_rows_that_name_rows_that_do_not_exist() {
             &format!("SELECT count(*) AS n FROM repayment_allocations WHERE repayment_id = '{r1}'")
         )
         .await,
-        1
+        0
     );
     // The good rows alone are taken.
     conn.batch_execute(&allocations(&[good_allocation]))

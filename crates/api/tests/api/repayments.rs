@@ -880,3 +880,79 @@ async fn a_reversal_carries_its_repayments_loan_and_the_reads_leave_it_out() {
     conn.batch_execute(&reversal(&other, &two)).await.unwrap();
     assert_eq!(taken.load::<Loan>(&mut conn).await.unwrap().len(), 2);
 }
+
+/// A repayment is booked with its allocation; an allocation row follows only when a later
+/// write moves it (000024). The current allocations (the view `danbao verify` and the funds'
+/// reconciliation read) are the same before and after the migration reverts (which gives
+/// every repayment booked meanwhile its first row back) and reapplies.
+#[tokio::test]
+async fn allocation_rows_follow_only_the_allocations_a_write_moves() {
+    let app = spawn_app().await;
+    let desk = app.desk("100000.00").await;
+    let bank = banks(&app, &desk).await;
+    let loan = active(&app, &desk, &bank, 1).await;
+    let first = json_of(
+        repay(&app, &bank.a, &loan, "R-A", "2025-02-15", "1043.50").await,
+        201,
+    )
+    .await;
+    json_of(
+        repay(&app, &bank.a, &loan, "R-B", "2025-03-15", "1039.88").await,
+        201,
+    )
+    .await;
+    #[derive(QueryableByName)]
+    struct Rows {
+        #[diesel(sql_type = Text)]
+        rows: String,
+    }
+    let rows = format!(
+        "SELECT coalesce(string_agg(r.bank_reference, ',' ORDER BY a.id), '') AS rows \
+         FROM repayment_allocations a JOIN repayments r ON r.id = a.repayment_id \
+         WHERE a.loan_id = '{loan}'"
+    );
+    let current = format!(
+        "SELECT string_agg(concat_ws(' ', r.bank_reference, c.to_penalty, c.to_interest, \
+         c.to_principal), ',' ORDER BY r.bank_reference) AS rows \
+         FROM repayment_allocations_current c JOIN repayments r ON r.id = c.repayment_id \
+         WHERE c.loan_id = '{loan}'"
+    );
+    let mut conn = app.db.connect().await;
+    let text = |r: Rows| r.rows;
+    let read = |sql: &str| sql_query(sql.to_owned());
+    assert_eq!(
+        text(read(&rows).get_result(&mut conn).await.unwrap()),
+        "",
+        "booked with their allocations: no rows"
+    );
+    assert_eq!(
+        text(read(&current).get_result(&mut conn).await.unwrap()),
+        "R-A 0.00 43.50 1000.00,R-B 0.00 39.88 1000.00"
+    );
+    // The reversal of R-A moves R-B onto instalment 1, penalty first: one row, for R-B.
+    json_of(
+        reverse(&app, &bank.a, first["id"].as_str().unwrap()).await,
+        200,
+    )
+    .await;
+    assert_eq!(
+        text(read(&rows).get_result(&mut conn).await.unwrap()),
+        "R-B"
+    );
+    let moved = text(read(&current).get_result(&mut conn).await.unwrap());
+    assert!(!moved.contains("R-B 0.00 39.88 1000.00"), "{moved}");
+    reconcile(&app, &bank.a).await;
+
+    revert_and_reapply(&app, "2026-11-28-000024_allocations_only_when_moved").await;
+    let mut conn = app.db.connect().await;
+    assert_eq!(
+        text(read(&current).get_result(&mut conn).await.unwrap()),
+        moved
+    );
+    // Reverted, R-A got its first row back (R-B had one): its current allocation unchanged.
+    assert_eq!(
+        text(read(&rows).get_result(&mut conn).await.unwrap()),
+        "R-B,R-A"
+    );
+    reconcile(&app, &bank.a).await;
+}

@@ -57,8 +57,9 @@ pub struct ReversalRow {
     pub created_at: DateTime<Utc>,
 }
 
-/// One repayment's allocation from some write on; the latest row is the current one.
-#[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable, Insertable)]
+/// One repayment's allocation from some write on; the latest row is the current one, and a
+/// repayment without one has the allocation it was booked with ([`AllocationRow::booked`]).
+#[derive(Debug, Clone, PartialEq, Eq, Queryable, QueryableByName, Selectable, Insertable)]
 #[diesel(table_name = repayment_allocations, check_for_backend(diesel::pg::Pg))]
 pub struct AllocationRow {
     pub repayment_id: Uuid,
@@ -66,4 +67,17 @@ pub struct AllocationRow {
     pub to_penalty: Decimal,
     pub to_interest: Decimal,
     pub to_principal: Decimal,
+}
+
+impl AllocationRow {
+    /// The allocation `r` was booked with: its current one until an allocation row follows.
+    pub fn booked(r: &RepaymentRow) -> AllocationRow {
+        AllocationRow {
+            repayment_id: r.id,
+            loan_id: r.loan_id,
+            to_penalty: r.to_penalty,
+            to_interest: r.to_interest,
+            to_principal: r.to_principal,
+        }
+    }
 }

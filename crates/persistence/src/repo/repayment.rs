@@ -231,6 +231,7 @@ pub struct WriteBooks {
     pub policy: Option<PolicyRow>,
     pub instalments: Vec<InstalmentRow>,
     pub repayments: Vec<(RepaymentRow, bool)>,
+    /// The latest allocation row of each repayment that has one (see [`latest_allocations`]).
     pub current: Vec<AllocationRow>,
     pub first_extended: Option<i32>,
 }
@@ -259,15 +260,7 @@ pub async fn books_for_write(
             repayments::id.eq_any(reversed_of(loan_id)),
         ))
         .load(&mut conn);
-    let current = repayment_allocations::table
-        .filter(repayment_allocations::loan_id.eq(loan_id))
-        .distinct_on(repayment_allocations::repayment_id)
-        .order((
-            repayment_allocations::repayment_id.asc(),
-            repayment_allocations::id.desc(),
-        ))
-        .select(AllocationRow::as_select())
-        .load(&mut conn);
+    let current = latest_allocations(conn, std::slice::from_ref(&loan_id));
     let extension = loan_extensions::table
         .find(loan_id)
         .select(loan_extensions::first_extended)
@@ -386,9 +379,35 @@ pub async fn books_of_many(
     })
 }
 
-/// The current allocation of each repayment of the loans: one query.
+/// The current allocation of each repayment of the loans, one query: its latest allocation
+/// row, or the allocation it was booked with when it has none (000024).
 pub async fn current_allocations(
-    conn: &mut AsyncPgConnection,
+    mut conn: &AsyncPgConnection,
+    loan_ids: &[Uuid],
+) -> QueryResult<Vec<AllocationRow>> {
+    use diesel::sql_types::{Array, Uuid as SqlUuid};
+    super::Prepared(
+        diesel::sql_query(
+            "SELECT DISTINCT ON (repayment_id) repayment_id, loan_id, to_penalty, to_interest, \
+             to_principal \
+             FROM (SELECT id AS repayment_id, loan_id, to_penalty, to_interest, to_principal, \
+                          0::int8 AS seq \
+                   FROM repayments WHERE loan_id = ANY($1) \
+                   UNION ALL \
+                   SELECT repayment_id, loan_id, to_penalty, to_interest, to_principal, id \
+                   FROM repayment_allocations WHERE loan_id = ANY($1)) c \
+             ORDER BY repayment_id, seq DESC",
+        )
+        .bind::<Array<SqlUuid>, _>(loan_ids),
+    )
+    .load(&mut conn)
+    .await
+}
+
+/// The latest allocation row of each repayment of the loans that has one: one query. A
+/// repayment without one has the allocation it was booked with (see [`current_allocations`]).
+pub async fn latest_allocations(
+    mut conn: &AsyncPgConnection,
     loan_ids: &[Uuid],
 ) -> QueryResult<Vec<AllocationRow>> {
     repayment_allocations::table
@@ -399,7 +418,7 @@ pub async fn current_allocations(
             repayment_allocations::id.desc(),
         ))
         .select(AllocationRow::as_select())
-        .load(conn)
+        .load(&mut conn)
         .await
 }
 
