@@ -301,9 +301,15 @@ impl<K: Clone + Display> Replay<K> {
         Ok(&self.allocations[self.allocations.len() - 1])
     }
 
-    /// The position on `as_of`, which must not be before the disbursement nor before any
-    /// repayment applied (`invalid` on `as_of`).
-    pub fn position(&self, as_of: NaiveDate) -> Result<Position<K>, DomainError> {
+    /// [`position`](Self::position) without its `allocations` (left empty): a repayment file
+    /// asks for the position after each row, and copying every earlier allocation each time
+    /// made a row's cost grow with the loan's history.
+    pub fn brief_position(&self, as_of: NaiveDate) -> Result<Position<K>, DomainError> {
+        self.check_as_of(as_of)?;
+        self.engine.clone().position(as_of, Vec::new())
+    }
+
+    fn check_as_of(&self, as_of: NaiveDate) -> Result<(), DomainError> {
         if as_of < self.start || self.last_value_date().is_some_and(|l| as_of < l) {
             return Err(DomainError::invalid(
                 "as_of",
@@ -313,6 +319,13 @@ impl<K: Clone + Display> Replay<K> {
                 ),
             ));
         }
+        Ok(())
+    }
+
+    /// The position on `as_of`, which must not be before the disbursement nor before any
+    /// repayment applied (`invalid` on `as_of`).
+    pub fn position(&self, as_of: NaiveDate) -> Result<Position<K>, DomainError> {
+        self.check_as_of(as_of)?;
         self.engine
             .clone()
             .position(as_of, self.allocations.clone())
@@ -1389,6 +1402,12 @@ mod tests {
                 let p = allocate(start, &s, pr, &repayments[..=k], as_of).unwrap();
                 prop_assert_eq!(&replay.position(as_of).unwrap(), &p);
                 prop_assert_eq!(p.allocations.last(), Some(&alloc));
+                // The brief position is the same but for the allocations.
+                let brief = replay.brief_position(as_of).unwrap();
+                prop_assert_eq!(&brief, &Position { allocations: Vec::new(), ..p.clone() });
+                if let Some(before) = as_of.checked_sub_signed(chrono::Duration::days(last_gap + 1)) {
+                    prop_assert!(replay.brief_position(before).is_err());
+                }
             }
             let as_of = repayments.last().map_or(start, |r| r.value_date);
             let before = replay.position(as_of).unwrap();

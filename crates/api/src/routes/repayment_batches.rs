@@ -548,7 +548,8 @@ impl Run<'_> {
         let mut allocations = Vec::new();
         let mut events = Vec::new();
         let mut settled: Vec<(Uuid, NaiveDate)> = Vec::new();
-        let mut last: HashMap<Uuid, Position<Uuid>> = HashMap::new();
+        // Each loan's position after its last row (`None`: from its replay, see below).
+        let mut last: HashMap<Uuid, Option<Position<Uuid>>> = HashMap::new();
         for (i, w) in work.iter().enumerate() {
             // The previous chunk's statements may still be on their way to the server.
             if i % 256 == 255 {
@@ -575,6 +576,7 @@ impl Run<'_> {
                         replays.entry(loan.id).or_default(),
                         &input,
                         self.audit.principal.id,
+                        true,
                     ) {
                         Err(e) => Err(e),
                         Ok(plan) => {
@@ -582,10 +584,17 @@ impl Run<'_> {
                             if let Some(b) = books.get_mut(&loan.id) {
                                 b.repayments.push((plan.row.clone(), false));
                             }
-                            // Booked with its allocation: a row only for those it moves.
+                            // Booked with its allocation: a row only for those it moves, and
+                            // one dated after all the others moves none.
                             let current = current.entry(loan.id).or_default();
                             current.insert(id, AllocationRow::booked(&plan.row));
-                            allocations.extend(changed_allocations(loan.id, &plan.after, current));
+                            if !plan.pushed {
+                                allocations.extend(changed_allocations(
+                                    loan.id,
+                                    &plan.after,
+                                    current,
+                                ));
+                            }
                             if !plan.repaid.is_zero() {
                                 *repaid.entry(loan.fund_id).or_default() += plan.repaid;
                             }
@@ -597,7 +606,9 @@ impl Run<'_> {
                             events.push(plan.event(&self.audit, &input));
                             firsts.insert(row.reference.clone(), plan.row.clone());
                             new_rows.push(plan.row);
-                            last.insert(loan.id, plan.after);
+                            // A pushed row's position is brief: the full one, for the facts,
+                            // comes from the replay once the chunk is planned.
+                            last.insert(loan.id, (!plan.pushed).then_some(plan.after));
                             created.push(id);
                             Ok((true, id))
                         }
@@ -618,9 +629,19 @@ impl Run<'_> {
         touched.sort();
         let mut new_facts = Vec::with_capacity(touched.len());
         for id in &touched {
-            let (Some(loan), Some(pos)) = (loans.get(id), last.get(id)) else {
+            let (Some(loan), Some(pos)) = (loans.get(id), last.get_mut(id)) else {
                 continue;
             };
+            if pos.is_none() {
+                let replay = replays.get(id).and_then(Option::as_ref).ok_or_else(|| {
+                    ApiError::internal(anyhow::anyhow!("replay of loan {id} missing"))
+                })?;
+                let as_of = replay
+                    .last_value_date()
+                    .map_or(self.today, |l| l.max(self.today));
+                *pos = Some(replay.position(as_of)?);
+            }
+            let Some(pos) = pos.as_ref() else { continue };
             let policy = policies
                 .get(&loan.policy_id)
                 .ok_or_else(|| ApiError::internal(anyhow::anyhow!("policy missing")))?;

@@ -594,8 +594,10 @@ pub(crate) struct Plan {
     /// The repayment to insert, with its allocation.
     pub row: RepaymentRow,
     pub alloc: Allocation<Uuid>,
-    /// The loan's position with it.
+    /// The loan's position with it; without allocations when `brief` and `pushed`.
     pub after: Position<Uuid>,
+    /// Dated on or after every other repayment, so it moved no other allocation.
+    pub pushed: bool,
     /// Principal it pays off, net of what it moves on other repayments.
     pub repaid: Decimal,
     /// The day the loan becomes settled, when it pays an active loan off.
@@ -617,6 +619,7 @@ pub(crate) fn plan_repayment(
     replay: &mut Option<Replay<Uuid>>,
     input: &RepaymentInput<'_>,
     created_by: Uuid,
+    brief: bool,
 ) -> ApiResult<Plan> {
     if loan.status != "active" && loan.status != "settled" {
         return Err(invalid_state(loan, "repaid"));
@@ -643,7 +646,8 @@ pub(crate) fn plan_repayment(
             .map(|(r, _)| r.value_date)
             .max(),
     };
-    let (alloc, after, repaid) = if latest.is_none_or(|l| new.value_date >= l) {
+    let pushed = latest.is_none_or(|l| new.value_date >= l);
+    let (alloc, after, repaid) = if pushed {
         let r = match replay {
             Some(r) => r,
             None => replay.insert(Replay::new(
@@ -654,7 +658,12 @@ pub(crate) fn plan_repayment(
             )?),
         };
         let alloc = r.push(&new)?.clone();
-        let after = r.position(input.today.max(new.value_date))?;
+        let as_of = input.today.max(new.value_date);
+        let after = if brief {
+            r.brief_position(as_of)?
+        } else {
+            r.position(as_of)?
+        };
         // Nothing earlier moved: the principal repaid is the new repayment's.
         let repaid = alloc.to_principal.amount();
         (alloc, after, repaid)
@@ -695,6 +704,7 @@ pub(crate) fn plan_repayment(
         row,
         alloc,
         after,
+        pushed,
         settles_on,
     })
 }
@@ -783,7 +793,14 @@ pub async fn apply_repayment(
     };
     // The reference is checked before anything else: a resend answers with the first
     // repayment even when applying it again would now be refused.
-    let plan = match plan_repayment(&loan, books.as_ref(), &mut None, input, audit.principal.id) {
+    let plan = match plan_repayment(
+        &loan,
+        books.as_ref(),
+        &mut None,
+        input,
+        audit.principal.id,
+        false,
+    ) {
         Ok(plan) => plan,
         Err(e) => {
             return match repo::repayment::find_by_reference(conn, loan.bank_id, input.reference)
