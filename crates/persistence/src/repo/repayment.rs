@@ -380,7 +380,9 @@ pub async fn books_of_many(
 }
 
 /// The current allocation of each repayment of the loans, one query: its latest allocation
-/// row, or the allocation it was booked with when it has none (000024).
+/// row, or the allocation it was booked with when it has none (000024). The rule of the view
+/// `repayment_allocations_current`, with the loans' filter inside: PostgreSQL does not push a
+/// filter on `loan_id` through the view's `DISTINCT ON (repayment_id)`.
 pub async fn current_allocations(
     mut conn: &AsyncPgConnection,
     loan_ids: &[Uuid],
